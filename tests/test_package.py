@@ -19,6 +19,6 @@ def test_cli_help_exits_zero(capsys):
 
 def test_cli_entry_point_runs():
     out = subprocess.run(
-        [sys.executable, "-m", "jaxrank.cli", "--version"], capture_output=True, text=True
+        [sys.executable, "-m", "jaxrank", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "jaxrank" in out.stdout
