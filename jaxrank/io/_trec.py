@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,89 +67,105 @@ def _read_bytes(path: PathLike) -> bytes:
     return data
 
 
+_COMMENT_LINE = re.compile(rb"(?m)^[ \t]*#[^\n]*")
+
+
 def _strip_comments(data: bytes) -> bytes:
     """Blank out lines whose first non-blank character is ``#`` (as trec_eval 10 does).
 
-    Lines are kept (emptied, not removed) so that line numbers in errors stay right.
+    Lines are emptied, not removed, so that line numbers in errors stay right; a ``#``
+    inside a field (document ids such as ``doc#12``) is kept.
     """
-    if b"#" not in data:
-        return data
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        if line.lstrip()[:1] == b"#":
-            lines[i] = b""
-    return b"\n".join(lines)
+    return _COMMENT_LINE.sub(b"", data) if b"#" in data else data
 
 
 def _columns(
     data: bytes, ncols: int, path: PathLike, what: str, extra_ok: bool = False
-) -> list[list[bytes]]:
-    """Split a whitespace-separated file into ``ncols`` columns of bytes tokens.
+) -> list[list[str]]:
+    """Split a whitespace-separated file into ``ncols`` columns of ``str`` tokens.
 
     Every non-blank line must hold exactly ``ncols`` fields (at least ``ncols`` with
-    ``extra_ok``; trec_eval ignores anything after a run line's tag). A line-end marker token is
-    spliced in so that the check runs at C speed (``list.count`` on strided slices);
-    files with blank lines or a bad line take a per-line path, which names the line.
+    ``extra_ok``; trec_eval ignores anything after a run line's tag). The file is
+    decoded once and a line-end marker token is spliced in, so that the check runs at
+    C speed (``list.count`` on strided slices); files with blank lines or a bad line
+    take a per-line path, which names the line.
     """
-    if not data.strip():
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        lineno = data[: err.start].count(b"\n") + 1
+        raise TrecFormatError(f"{path}:{lineno}: not valid UTF-8 ({err.reason})") from None
+    if not text.strip():
         raise TrecFormatError(f"{path}: empty {what} file")
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    toks = data.replace(b"\n", b" \x00 ").split()
+    if not text.endswith("\n"):
+        text += "\n"
+    toks = text.replace("\n", " \x00 ").split()
     width = ncols + 1
     n_lines = len(toks) // width
     if (
         len(toks) % width == 0
-        and toks[ncols::width].count(b"\x00") == n_lines
-        and toks.count(b"\x00") == n_lines
+        and toks[ncols::width].count("\x00") == n_lines
+        and toks.count("\x00") == n_lines
     ):
         return [toks[c::width] for c in range(ncols)]
+    del toks
     rows = []
-    for lineno, line in enumerate(data.split(b"\n"), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) < ncols or (len(fields) > ncols and not extra_ok):
-            text = line.decode("utf-8", "replace").strip()
             raise TrecFormatError(
                 f"{path}:{lineno}: malformed {what} line, expected {ncols} columns, "
-                f"found {len(fields)}: {text[:120]!r}"
+                f"found {len(fields)}: {line.strip()[:120]!r}"
             )
         rows.append(fields[:ncols])
     return [list(col) for col in zip(*rows, strict=True)]
 
 
-def _decode(values: list[bytes]) -> np.ndarray:
-    """bytes tokens -> numpy array of Python ``str`` (object dtype)."""
+def _as_obj(values: list[str]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
-    out[:] = [v.decode("utf-8") for v in values]
+    out[:] = values
     return out
 
 
-def _group(qids: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable grouping by query: (unique qids in first-seen order, order, offsets)."""
-    codes: dict[bytes, int] = {}
+def _group(qids: list[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Group entries by query: (query ids in first-seen order, order or None, offsets).
+
+    Files almost always list each query's lines contiguously: then run lengths give the
+    groups directly and ``order`` is ``None`` (identity). Otherwise entries are
+    stable-sorted by query code.
+    """
+    import itertools
+
+    keys, lengths = [], []
+    for key, grp in itertools.groupby(qids):
+        keys.append(key)
+        lengths.append(sum(1 for _ in grp))
+    offsets = np.zeros(len(keys) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if len(set(keys)) == len(keys):
+        return _as_obj(keys), None, offsets
+    codes: dict[str, int] = {}
     q_index = np.fromiter((codes.setdefault(q, len(codes)) for q in qids), np.int64, len(qids))
     counts = np.bincount(q_index, minlength=len(codes))
     offsets = np.zeros(len(codes) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    order = np.argsort(q_index, kind="stable")
-    return _decode(list(codes)), order, offsets
+    return _as_obj(list(codes)), np.argsort(q_index, kind="stable"), offsets
 
 
-def _parse_numbers(values: list[bytes], dtype, path: PathLike, what: str, data: bytes):
+def _parse_numbers(values: list[str], dtype, path: PathLike, what: str, data: bytes):
     try:
-        return np.array(values, dtype=np.bytes_).astype(dtype)
-    except ValueError:
+        return np.array(values, dtype=dtype)
+    except (ValueError, OverflowError):
         convert = int if dtype is np.int64 else float
         for i, v in enumerate(values):
             try:
                 convert(v)
-            except ValueError:
+            except (ValueError, OverflowError):
                 lineno = _line_of_record(data, i)
-                text = v.decode(errors="replace")
                 raise TrecFormatError(
-                    f"{path}:{lineno}: {what} column is not a number: {text!r}"
+                    f"{path}:{lineno}: {what} column is not a number: {v!r}"
                 ) from None
         raise
 
@@ -290,12 +307,6 @@ class Qrels:
         )
 
 
-def _as_obj(values: list[str]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
 def _check_finite(scores, qids, docs, offsets, source: str) -> None:
     bad = ~np.isfinite(scores)
     if bad.any():
@@ -320,11 +331,12 @@ def read_run(path: PathLike) -> Run:
     data = _strip_comments(_read_bytes(path))
     cols = _columns(data, 6, path, "run", extra_ok=True)
     qids, order, offsets = _group(cols[0])
-    docs = _decode(cols[2])
+    docs = _as_obj(cols[2])
     scores = _parse_numbers(cols[4], np.float64, path, "score", data)
     ranks = _parse_numbers(cols[3], np.int64, path, "rank", data)
-    name = cols[5][-1].decode("utf-8")
-    docs, scores, ranks = docs[order], scores[order], ranks[order]
+    name = cols[5][-1]
+    if order is not None:
+        docs, scores, ranks = docs[order], scores[order], ranks[order]
     _check_finite(scores, qids, docs, offsets, str(path))
     return Run(qids, offsets, docs, scores, ranks, name)
 
@@ -337,8 +349,10 @@ def read_qrels(path: PathLike) -> Qrels:
     data = _strip_comments(_read_bytes(path))
     cols = _columns(data, 4, path, "qrels")
     qids, order, offsets = _group(cols[0])
-    docs = _decode(cols[2])[order]
-    rels = _parse_numbers(cols[3], np.int64, path, "relevance", data)[order]
+    docs = _as_obj(cols[2])
+    rels = _parse_numbers(cols[3], np.int64, path, "relevance", data)
+    if order is not None:
+        docs, rels = docs[order], rels[order]
     return Qrels(qids, offsets, docs, rels)
 
 
@@ -368,8 +382,12 @@ def read_beir_qrels(path: PathLike) -> Qrels:
             ) from None
         qids.append(cols[0].strip())
         docs.append(cols[1].strip())
-    qid_arr, order, offsets = _group(qids)
-    return Qrels(qid_arr, offsets, _decode(docs)[order], np.asarray(rels, np.int64)[order])
+    qid_arr, order, offsets = _group([q.decode("utf-8") for q in qids])
+    docs_arr = _as_obj([d.decode("utf-8") for d in docs])
+    rels_arr = np.asarray(rels, np.int64)
+    if order is not None:
+        docs_arr, rels_arr = docs_arr[order], rels_arr[order]
+    return Qrels(qid_arr, offsets, docs_arr, rels_arr)
 
 
 def write_run(run: Run, path: PathLike, *, name: str | None = None) -> None:
