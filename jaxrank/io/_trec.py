@@ -25,8 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import gzip
 import math
+import operator
 import os
 import re
 from dataclasses import dataclass, field
@@ -45,6 +48,23 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
+
+
+@contextlib.contextmanager
+def no_gc():
+    """Pause Python's cyclic garbage collector around allocation-heavy host loops.
+
+    Parsing creates millions of small objects and no reference cycles; every
+    generation-2 collection walks the whole heap, which in a process already holding
+    large dicts (a typical evaluation script) slowed parsing 3x when measured.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class TrecFormatError(ValueError):
@@ -102,10 +122,12 @@ def _columns(
     toks = text.replace("\n", " \x00 ").split()
     width = ncols + 1
     n_lines = len(toks) // width
+    # Every newline became one marker, so the markers number text.count("\n"); all of
+    # them sit at the strided positions iff every line has exactly ncols fields.
     if (
         len(toks) % width == 0
+        and text.count("\n") == n_lines
         and toks[ncols::width].count("\x00") == n_lines
-        and toks.count("\x00") == n_lines
     ):
         return [toks[c::width] for c in range(ncols)]
     del toks
@@ -132,22 +154,18 @@ def _as_obj(values: list[str]) -> np.ndarray:
 def _group(qids: list[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Group entries by query: (query ids in first-seen order, order or None, offsets).
 
-    Files almost always list each query's lines contiguously: then run lengths give the
-    groups directly and ``order`` is ``None`` (identity). Otherwise entries are
+    Files almost always list each query's lines contiguously: then the groups are the
+    runs of equal ids and ``order`` is ``None`` (identity). Otherwise entries are
     stable-sorted by query code.
     """
-    import itertools
-
-    keys, lengths = [], []
-    for key, grp in itertools.groupby(qids):
-        keys.append(key)
-        lengths.append(sum(1 for _ in grp))
-    offsets = np.zeros(len(keys) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    n = len(qids)
+    changes = np.flatnonzero(np.fromiter(map(operator.ne, qids[1:], qids[:-1]), bool, n - 1))
+    starts = np.concatenate([[0], changes + 1]).astype(np.int64) if n else np.zeros(0, np.int64)
+    keys = [qids[i] for i in starts.tolist()]
     if len(set(keys)) == len(keys):
-        return _as_obj(keys), None, offsets
+        return _as_obj(keys), None, np.append(starts, n)
     codes: dict[str, int] = {}
-    q_index = np.fromiter((codes.setdefault(q, len(codes)) for q in qids), np.int64, len(qids))
+    q_index = np.fromiter((codes.setdefault(q, len(codes)) for q in qids), np.int64, n)
     counts = np.bincount(q_index, minlength=len(codes))
     offsets = np.zeros(len(codes) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -321,22 +339,30 @@ def _check_finite(scores, qids, docs, offsets, source: str) -> None:
 # --------------------------------------------------------------------------- readers
 
 
-def read_run(path: PathLike) -> Run:
+def read_run(path: PathLike, *, ranks: bool = False) -> Run:
     """Read a TREC run file (``qid Q0 docid rank score tag``), gzipped or not.
 
     Fields after the tag are ignored and lines starting with ``#`` and blank lines are
     skipped, as trec_eval does. The run name is the tag of the last line. Scores are
     read as float64; NaN or infinite scores raise an error naming query and document.
+    The rank column (which trec_eval ignores) is parsed into ``Run.ranks`` only with
+    ``ranks=True`` (needed e.g. for fusion that uses the file's ranks).
     """
+    with no_gc():
+        return _read_run(path, ranks)
+
+
+def _read_run(path: PathLike, with_ranks: bool) -> Run:
     data = _strip_comments(_read_bytes(path))
     cols = _columns(data, 6, path, "run", extra_ok=True)
     qids, order, offsets = _group(cols[0])
     docs = _as_obj(cols[2])
     scores = _parse_numbers(cols[4], np.float64, path, "score", data)
-    ranks = _parse_numbers(cols[3], np.int64, path, "rank", data)
+    ranks = _parse_numbers(cols[3], np.int64, path, "rank", data) if with_ranks else None
     name = cols[5][-1]
     if order is not None:
-        docs, scores, ranks = docs[order], scores[order], ranks[order]
+        docs, scores = docs[order], scores[order]
+        ranks = ranks[order] if ranks is not None else None
     _check_finite(scores, qids, docs, offsets, str(path))
     return Run(qids, offsets, docs, scores, ranks, name)
 
@@ -346,6 +372,11 @@ def read_qrels(path: PathLike) -> Qrels:
 
     ``#`` comment lines and blank lines are skipped (as trec_eval 10 accepts).
     """
+    with no_gc():
+        return _read_qrels(path)
+
+
+def _read_qrels(path: PathLike) -> Qrels:
     data = _strip_comments(_read_bytes(path))
     cols = _columns(data, 4, path, "qrels")
     qids, order, offsets = _group(cols[0])
