@@ -37,6 +37,14 @@ struct Buf {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 constexpr int kMaxQV = 4;  // zmm per query chunk -> 64 query tokens
 
+// Software prefetch of the rows of the next register block: document rows are
+// walked T at a time, 4 bytes per step, which the hardware prefetcher does not
+// run ahead of well enough (measured 3x slower than an L2-resident copy).
+inline void prefetch_rows(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
+}
+
 inline void upd(__m512 a, int32_t j, __m512& mx, __m512i& am) {
   const __mmask16 gt = _mm512_cmp_ps_mask(a, mx, _CMP_GT_OQ);
   mx = _mm512_mask_mov_ps(mx, gt, a);
@@ -60,8 +68,10 @@ inline void blk_f32(const float* qp, int64_t d, const float* doc, __m512 (&acc)[
 
 template <int QV>
 void core_f32(const float* qp, int64_t d, const float* doc, int64_t len, const uint8_t* dm,
-              __m512* mx, __m512i* am) {
+              __m512* mx_out, __m512i* am_out) {
   constexpr int T = QV == 1 ? 12 : QV == 2 ? 12 : QV == 3 ? 7 : 6;
+  __m512 mx[QV];
+  __m512i am[QV];
   for (int v = 0; v < QV; ++v) {
     mx[v] = _mm512_set1_ps(-__builtin_inff());
     am[v] = _mm512_setzero_si512();
@@ -69,6 +79,7 @@ void core_f32(const float* qp, int64_t d, const float* doc, int64_t len, const u
   int64_t j = 0;
   for (; j + T <= len; j += T) {
     __m512 acc[T][QV];
+    prefetch_rows(doc + (j + T) * d, T * d * 4);
     blk_f32<QV, T>(qp, d, doc + j * d, acc);
     for (int t = 0; t < T; ++t) {
       if (dm && !dm[j + t]) continue;
@@ -80,6 +91,10 @@ void core_f32(const float* qp, int64_t d, const float* doc, int64_t len, const u
     __m512 acc[1][QV];
     blk_f32<QV, 1>(qp, d, doc + j * d, acc);
     for (int v = 0; v < QV; ++v) upd(acc[0][v], static_cast<int32_t>(j), mx[v], am[v]);
+  }
+  for (int v = 0; v < QV; ++v) {
+    mx_out[v] = mx[v];
+    am_out[v] = am[v];
   }
 }
 
@@ -103,8 +118,11 @@ inline void blk_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t s
 
 template <int QV>
 void core_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t stride, int64_t len,
-             const uint8_t* dm, const int32_t* dsum, const float* ds, __m512* mx, __m512i* am) {
+             const uint8_t* dm, const int32_t* dsum, const float* ds, __m512* mx_out,
+             __m512i* am_out) {
   constexpr int T = QV == 1 ? 12 : QV == 2 ? 12 : QV == 3 ? 7 : 6;
+  __m512 mx[QV];
+  __m512i am[QV];
   for (int v = 0; v < QV; ++v) {
     mx[v] = _mm512_set1_ps(-__builtin_inff());
     am[v] = _mm512_setzero_si512();
@@ -117,6 +135,7 @@ void core_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t stride,
   int64_t j = 0;
   for (; j + T <= len; j += T) {
     __m512i acc[T][QV];
+    prefetch_rows(doc + (j + T) * stride, T * stride);
     blk_i8<QV, T>(qp, d4, doc + j * stride, stride, acc);
     for (int t = 0; t < T; ++t) {
       if (dm && !dm[j + t]) continue;
@@ -128,6 +147,10 @@ void core_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t stride,
     __m512i acc[1][QV];
     blk_i8<QV, 1>(qp, d4, doc + j * stride, stride, acc);
     for (int v = 0; v < QV; ++v) finish(acc[0][v], j, v);
+  }
+  for (int v = 0; v < QV; ++v) {
+    mx_out[v] = mx[v];
+    am_out[v] = am[v];
   }
 }
 
