@@ -22,7 +22,7 @@
 #include "kernels.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vpopcntdq,fma,popcnt,bmi2")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vpopcntdq,avx512bf16,fma,popcnt,bmi2")
 namespace {
 
 template <class T>
@@ -52,8 +52,14 @@ inline void upd(__m512 a, int32_t j, __m512& mx, __m512i& am) {
 }
 
 // ---------------------------------------------------------------- f32 --
+// acc += a * b (inline asm for the same register allocation reason as dpbusd).
+inline void fma_ps(__m512& acc, __m512 a, __m512 b) {
+  __asm__("vfmadd231ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
 template <int QV, int T>
-inline void blk_f32(const float* qp, int64_t d, const float* doc, __m512 (&acc)[T][QV]) {
+inline void blk_f32(const float* qp, int64_t d, const float* doc, __m512 (&out)[T][QV]) {
+  __m512 acc[T][QV];  // local: see blk_i8
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < QV; ++v) acc[t][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < d; ++k) {
@@ -61,9 +67,11 @@ inline void blk_f32(const float* qp, int64_t d, const float* doc, __m512 (&acc)[
     for (int v = 0; v < QV; ++v) qv[v] = _mm512_loadu_ps(qp + (k * QV + v) * 16);
     for (int t = 0; t < T; ++t) {
       const __m512 b = _mm512_set1_ps(doc[t * d + k]);
-      for (int v = 0; v < QV; ++v) acc[t][v] = _mm512_fmadd_ps(qv[v], b, acc[t][v]);
+      for (int v = 0; v < QV; ++v) fma_ps(acc[t][v], qv[v], b);
     }
   }
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < QV; ++v) out[t][v] = acc[t][v];
 }
 
 template <int QV>
@@ -99,9 +107,18 @@ void core_f32(const float* qp, int64_t d, const float* doc, int64_t len, const u
 }
 
 // ---------------------------------------------------------------- int8 --
+// acc += dpbusd(u8 a, s8 b). Inline asm: with the intrinsic GCC 12 kept the
+// register-blocked accumulators in memory (a store per instruction).
+inline void dpbusd(__m512i& acc, __m512i a, __m512i b) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
 template <int QV, int T>
 inline void blk_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t stride,
-                   __m512i (&acc)[T][QV]) {
+                   __m512i (&out)[T][QV]) {
+  // Local accumulators: `out` could alias the byte-typed document pointer, which
+  // made GCC store every accumulator after each instruction.
+  __m512i acc[T][QV];
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < QV; ++v) acc[t][v] = _mm512_setzero_si512();
   for (int64_t k = 0; k < d4; ++k) {
@@ -111,9 +128,11 @@ inline void blk_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t s
       int32_t w;
       memcpy(&w, doc + t * stride + 4 * k, 4);
       const __m512i b = _mm512_set1_epi32(w);
-      for (int v = 0; v < QV; ++v) acc[t][v] = _mm512_dpbusd_epi32(acc[t][v], qv[v], b);
+      for (int v = 0; v < QV; ++v) dpbusd(acc[t][v], qv[v], b);
     }
   }
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < QV; ++v) out[t][v] = acc[t][v];
 }
 
 template <int QV>
@@ -127,7 +146,7 @@ void core_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t stride,
     mx[v] = _mm512_set1_ps(-__builtin_inff());
     am[v] = _mm512_setzero_si512();
   }
-  auto finish = [&](const __m512i& a, int64_t j, int v) {
+  auto finish = [&](__m512i a, int64_t j, int v) {
     const __m512i dot = _mm512_sub_epi32(a, _mm512_set1_epi32(128 * dsum[j]));
     const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(ds[j]));
     upd(f, static_cast<int32_t>(j), mx[v], am[v]);
@@ -147,6 +166,67 @@ void core_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t stride,
     __m512i acc[1][QV];
     blk_i8<QV, 1>(qp, d4, doc + j * stride, stride, acc);
     for (int v = 0; v < QV; ++v) finish(acc[0][v], j, v);
+  }
+  for (int v = 0; v < QV; ++v) {
+    mx_out[v] = mx[v];
+    am_out[v] = am[v];
+  }
+}
+
+// ---------------------------------------------------------------- bf16 --
+// VDPBF16PS (AVX512_BF16): acc += a.bf16[2i] * b.bf16[2i] + a.bf16[2i+1] * b.bf16[2i+1]
+// per f32 lane, so one instruction does two dimensions; the query pack holds
+// dimension pairs per lane and each document token broadcasts one pair. Used
+// only when the CPU reports AVX512_BF16 (the conversion path otherwise).
+inline void dpbf16(__m512& acc, __m512i a, __m512i b) {
+  __asm__("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
+template <int QV, int T>
+inline void blk_bf16(const uint32_t* qp, int64_t d2, const uint16_t* doc, int64_t stride,
+                     __m512 (&out)[T][QV]) {
+  __m512 acc[T][QV];
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < QV; ++v) acc[t][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < d2; ++k) {
+    __m512i qv[QV];
+    for (int v = 0; v < QV; ++v) qv[v] = _mm512_loadu_si512(qp + (k * QV + v) * 16);
+    for (int t = 0; t < T; ++t) {
+      int32_t w;
+      memcpy(&w, doc + t * stride + 2 * k, 4);
+      const __m512i b = _mm512_set1_epi32(w);
+      for (int v = 0; v < QV; ++v) dpbf16(acc[t][v], qv[v], b);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < QV; ++v) out[t][v] = acc[t][v];
+}
+
+template <int QV>
+void core_bf16(const uint32_t* qp, int64_t d2, const uint16_t* doc, int64_t stride, int64_t len,
+               const uint8_t* dm, __m512* mx_out, __m512i* am_out) {
+  constexpr int T = QV == 1 ? 12 : QV == 2 ? 12 : QV == 3 ? 7 : 6;
+  __m512 mx[QV];
+  __m512i am[QV];
+  for (int v = 0; v < QV; ++v) {
+    mx[v] = _mm512_set1_ps(-__builtin_inff());
+    am[v] = _mm512_setzero_si512();
+  }
+  int64_t j = 0;
+  for (; j + T <= len; j += T) {
+    __m512 acc[T][QV];
+    prefetch_rows(doc + (j + T) * stride, T * stride * 2);
+    blk_bf16<QV, T>(qp, d2, doc + j * stride, stride, acc);
+    for (int t = 0; t < T; ++t) {
+      if (dm && !dm[j + t]) continue;
+      for (int v = 0; v < QV; ++v) upd(acc[t][v], static_cast<int32_t>(j + t), mx[v], am[v]);
+    }
+  }
+  for (; j < len; ++j) {
+    if (dm && !dm[j]) continue;
+    __m512 acc[1][QV];
+    blk_bf16<QV, 1>(qp, d2, doc + j * stride, stride, acc);
+    for (int v = 0; v < QV; ++v) upd(acc[0][v], static_cast<int32_t>(j), mx[v], am[v]);
   }
   for (int v = 0; v < QV; ++v) {
     mx_out[v] = mx[v];
@@ -264,7 +344,66 @@ void maxsim_float(const jaxrank::MaxsimJob& job) {
 }
 
 void maxsim_f32(const jaxrank::MaxsimJob& job) { maxsim_float<false>(job); }
-void maxsim_bf16(const jaxrank::MaxsimJob& job) { maxsim_float<true>(job); }
+void maxsim_bf16_convert(const jaxrank::MaxsimJob& job) { maxsim_float<true>(job); }
+
+void maxsim_bf16_dp(const jaxrank::MaxsimJob& job) {
+  const int64_t lq = job.lq, d = job.d, d2 = ceil_div(d, 2), stride = job.ld * job.d;
+  Chunks ch;
+  int64_t per_q;
+  plan_chunks(lq, d2, &ch, &per_q);
+  Buf<uint32_t> qp(job.nq * per_q);
+  for (int64_t b = 0; b < job.nq; ++b) {
+    const uint16_t* q = static_cast<const uint16_t*>(job.q[b]);
+    for (int64_t c = 0; c < ch.n; ++c) {
+      uint32_t* dst = qp.p + b * per_q + ch.off[c];
+      const int64_t width = ch.qv[c] * 16;
+      for (int64_t k2 = 0; k2 < d2; ++k2) {
+        for (int64_t w = 0; w < width; ++w) {
+          const int64_t i = c * 16 * kMaxQV + w;
+          uint32_t word = 0;
+          if (w < ch.lanes[c]) {
+            word = q[i * d + 2 * k2];
+            if (2 * k2 + 1 < d) word |= uint32_t(q[i * d + 2 * k2 + 1]) << 16;
+          }
+          dst[k2 * width + w] = word;
+        }
+      }
+    }
+  }
+  // Odd d: rows are copied to 2*d2 elements (zero-padded) so pairs never straddle rows.
+  const bool pad = (d % 2) != 0;
+  Buf<uint16_t> padded(pad ? job.ld * d2 * 2 : 0);
+  __m512 mx[kMaxQV];
+  __m512i am[kMaxQV];
+  for (int64_t n = job.n0; n < job.n1; ++n) {
+    const int64_t len = job.lengths[n];
+    const uint8_t* dm = job.mask ? job.mask + n * job.ld : nullptr;
+    const uint16_t* doc = static_cast<const uint16_t*>(job.docs) + n * stride;
+    int64_t rs = d;
+    if (pad) {
+      rs = 2 * d2;
+      for (int64_t j = 0; j < len; ++j) {
+        memcpy(padded.p + j * rs, doc + j * d, d * 2);
+        padded.p[j * rs + d] = 0;
+      }
+      doc = padded.p;
+    }
+    for (int64_t b = 0; b < job.nq; ++b) {
+      double s = 0.0;
+      for (int64_t c = 0; c < ch.n; ++c) {
+        const uint32_t* q = qp.p + b * per_q + ch.off[c];
+        switch (ch.qv[c]) {
+          case 1: core_bf16<1>(q, d2, doc, rs, len, dm, mx, am); break;
+          case 2: core_bf16<2>(q, d2, doc, rs, len, dm, mx, am); break;
+          case 3: core_bf16<3>(q, d2, doc, rs, len, dm, mx, am); break;
+          default: core_bf16<4>(q, d2, doc, rs, len, dm, mx, am); break;
+        }
+        finish_row(job, b, n, ch, c, mx, am, false, &s);
+      }
+      job.out[b][n] = static_cast<float>(s);
+    }
+  }
+}
 
 void maxsim_i8(const jaxrank::MaxsimJob& job) {
   const int64_t lq = job.lq, d = job.d, d4 = ceil_div(d, 4), stride = job.ld * job.d;
@@ -415,10 +554,14 @@ void hamming(const uint8_t* q, int64_t nq, int64_t nbytes, const uint8_t* codes,
 
 namespace jaxrank {
 const Kernels& avx512_kernels() {
-  static const Kernels with_popcnt{"avx512_vnni", maxsim_f32, maxsim_bf16, maxsim_i8, dot_i8,
-                                   hamming};
-  static const Kernels without_popcnt{"avx512_vnni", maxsim_f32, maxsim_bf16, maxsim_i8, dot_i8,
-                                      avx2_kernels().hamming};
-  return cpu_has_vpopcntdq() ? with_popcnt : without_popcnt;
+  // bf16 MaxSim uses VDPBF16PS where the CPU has AVX512_BF16; Hamming uses
+  // VPOPCNTDQ where present (the AVX2 popcnt loop otherwise).
+  static const Kernels k = [] {
+    Kernels t{"avx512_vnni", maxsim_f32, maxsim_bf16_convert, maxsim_i8, dot_i8, hamming};
+    if (cpu_has_avx512_bf16()) t.maxsim_bf16 = maxsim_bf16_dp;
+    if (!cpu_has_vpopcntdq()) t.hamming = avx2_kernels().hamming;
+    return t;
+  }();
+  return k;
 }
 }  // namespace jaxrank
