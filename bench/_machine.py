@@ -51,6 +51,17 @@ def timeit(fn, repeats: int, warmup: int = 1) -> float:
     return float(np.median(times))
 
 
+def timeit_cpu(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and median process CPU seconds of ``fn()`` (no warm-up)."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return float(np.median(walls)), float(np.median(cpus))
+
+
 def sgemm_peak(repeats: int = 5) -> float:
     """f32 GFLOP/s of a large single-call sgemm (best of XLA and numpy/OpenBLAS)."""
     import jax
