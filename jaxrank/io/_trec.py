@@ -353,7 +353,11 @@ def read_run(path: PathLike, *, ranks: bool = False) -> Run:
 
 
 def _read_run(path: PathLike, with_ranks: bool) -> Run:
-    data = _strip_comments(_read_bytes(path))
+    raw = _read_bytes(path)
+    native = _native_run(raw, path, with_ranks)
+    if native is not None:
+        return native
+    data = _strip_comments(raw)
     cols = _columns(data, 6, path, "run", extra_ok=True)
     qids, order, offsets = _group(cols[0])
     docs = _as_obj(cols[2])
@@ -377,11 +381,72 @@ def read_qrels(path: PathLike) -> Qrels:
 
 
 def _read_qrels(path: PathLike) -> Qrels:
-    data = _strip_comments(_read_bytes(path))
+    raw = _read_bytes(path)
+    native = _native_qrels(raw, path)
+    if native is not None:
+        return native
+    data = _strip_comments(raw)
     cols = _columns(data, 4, path, "qrels")
     qids, order, offsets = _group(cols[0])
     docs = _as_obj(cols[2])
     rels = _parse_numbers(cols[3], np.int64, path, "relevance", data)
+    if order is not None:
+        docs, rels = docs[order], rels[order]
+    return Qrels(qids, offsets, docs, rels)
+
+
+def _native_columns(raw: bytes, ncols: int, path: PathLike, what: str, extra_ok: bool = False):
+    """Native field spans, or None (no native library, or a problem for which the
+    Python reader produces the precise error message)."""
+    from jaxrank.io._native_parse import parse_columns
+
+    cols = parse_columns(raw, ncols, extra_ok)
+    if cols is None or isinstance(cols, tuple) or cols.nrec == 0:
+        return None
+    return cols
+
+
+def _native_groups(cols) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    starts = cols.run_starts(0)
+    keys = cols.strings(0, starts)
+    if len(set(keys)) == len(keys):
+        return _as_obj(keys), None, np.append(starts, cols.nrec)
+    return _group(cols.strings(0))
+
+
+def _native_run(raw: bytes, path: PathLike, with_ranks: bool) -> Run | None:
+    cols = _native_columns(raw, 6, path, "run", extra_ok=True)
+    if cols is None:
+        return None
+    try:
+        qids, order, offsets = _native_groups(cols)
+        docs = _as_obj(cols.strings(2))
+        name = cols.strings(5, np.array([cols.nrec - 1]))[0]
+    except UnicodeDecodeError:
+        return None
+    scores, bad = cols.numbers(4, np.float64)
+    ranks, bad_rank = cols.numbers(3, np.int64) if with_ranks else (None, -1)
+    if bad >= 0 or bad_rank >= 0:
+        return None
+    if order is not None:
+        docs, scores = docs[order], scores[order]
+        ranks = ranks[order] if ranks is not None else None
+    _check_finite(scores, qids, docs, offsets, str(path))
+    return Run(qids, offsets, docs, scores, ranks, name)
+
+
+def _native_qrels(raw: bytes, path: PathLike) -> Qrels | None:
+    cols = _native_columns(raw, 4, path, "qrels")
+    if cols is None:
+        return None
+    try:
+        qids, order, offsets = _native_groups(cols)
+        docs = _as_obj(cols.strings(2))
+    except UnicodeDecodeError:
+        return None
+    rels, bad = cols.numbers(3, np.int64)
+    if bad >= 0:
+        return None
     if order is not None:
         docs, rels = docs[order], rels[order]
     return Qrels(qids, offsets, docs, rels)
