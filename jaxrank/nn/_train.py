@@ -239,7 +239,10 @@ def _snapshot(model: nnx.Module) -> dict:
 
 def _restore(model: nnx.Module, snapshot: dict) -> None:
     state = nnx.state(model, nnx.Not(nnx.RngState))
-    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, snapshot))
+    current = nnx.to_pure_dict(state)
+    # Put each array back where the current one lives (replicated over a mesh).
+    values = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), snapshot, current)
+    nnx.replace_by_pure_dict(state, values)
     nnx.update(model, state)
 
 
