@@ -110,7 +110,7 @@ def run_jaxrank(loss_name: str, seed: int, train, test, args) -> tuple[dict, dic
     rng = np.random.default_rng(seed)
     q = train.num_queries
     perm = rng.permutation(q)
-    n_valid = int(round(args.valid_fraction * q))
+    n_valid = round(args.valid_fraction * q)
     vi, ti = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
     tr = (train.features[ti], train.labels[ti], train.where[ti])
     va = (train.features[vi], train.labels[vi], train.where[vi])
@@ -230,9 +230,8 @@ def main(argv=None) -> None:
     if unknown:
         p.error(f"unknown losses {unknown}; known: {sorted(LOSSES)}")
 
-    data = args.data or Path(
-        os.environ.get("JAXRANK_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    ) / "lightgbm_lambdarank"
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    data = args.data or Path(os.environ.get("JAXRANK_TEST_DATA", shared)) / "lightgbm_lambdarank"
     train = read_svmlight(data / "rank.train", num_features=300)
     test = read_svmlight(data / "rank.test", num_features=300)
     print(f"machine: {_machine()}")

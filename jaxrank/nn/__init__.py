@@ -20,6 +20,14 @@ Example:
     (4, 10)
 """
 
+try:
+    import flax  # noqa: F401
+    import optax  # noqa: F401
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        f"jaxrank.nn needs flax and optax ({err.name} is missing): pip install 'jaxrank[nn]'"
+    ) from err
+
 from jaxrank.nn._export import export_model, load_checkpoint, load_exported, save_checkpoint
 from jaxrank.nn._heads import (
     CrossEncoderHead,
