@@ -21,8 +21,9 @@ dict per line, so a later value overwrites an earlier one):
   are skipped.
 
 Malformed input raises :class:`SvmlightFormatError` naming the file and the 1-based
-line. Parsing is vectorised over the whole file (one ``bytes.split`` and one numpy
-conversion for all ``idx:val`` tokens), about 0.1 s for LightGBM's ``rank.train``.
+line. Parsing splits each line once and converts all ``idx:val`` tokens of the file
+with one numpy call: 0.44 s for LightGBM's ``rank.train`` (3,005 rows, 285k pairs)
+measured on a loaded 2-core machine.
 
 Example:
     >>> import os, tempfile
