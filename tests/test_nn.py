@@ -485,6 +485,13 @@ def test_export_roundtrip_symbolic_shapes(tmp_path):
     assert d.dropout.deterministic is True
 
 
+def test_export_for_several_platforms():
+    m, x, w = _trained_scorer()
+    blob = export_model(m, x, w, platforms=("cpu", "cuda", "tpu"))
+    assert jax.export.deserialize(bytearray(blob)).platforms == ("cpu", "cuda", "tpu")
+    np.testing.assert_allclose(load_exported(blob)(x, w), m(x, where=w), rtol=1e-6)
+
+
 def test_export_late_interaction_head():
     head = LateInteractionHead(8, dim=4, rngs=nnx.Rngs(0))
     tok = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 8)), jnp.float32)
@@ -506,3 +513,27 @@ def test_msgpack_checkpoint_roundtrip(tmp_path):
         load_checkpoint(MLPScorer(4, hidden=(9,), log1p=True, rngs=nnx.Rngs(0)), path)
     with pytest.raises(ValueError, match="does not match the model"):
         load_checkpoint(MLPScorer(4, hidden=(8, 2), rngs=nnx.Rngs(0)), path)
+
+
+def test_fit_on_svmlight_files_with_progress(shared_data, monkeypatch):
+    from jaxrank.io import read_svmlight
+    from jaxrank.nn import _train
+
+    folder = shared_data / "tfranking_libsvm_sample"
+    train = read_svmlight(folder / "train.txt", num_features=136)
+    valid = read_svmlight(folder / "vali.txt", num_features=136)
+    calls = []
+
+    def recording_progress(iterable, **kwargs):
+        calls.append(kwargs)
+        yield from iterable
+
+    monkeypatch.setattr(_train, "progress", recording_progress)
+    m = MLPScorer(136, hidden=(16,), standardize=True, rngs=nnx.Rngs(0))
+    m.fit_normalizer(train.features, train.where)
+    result = fit(m, optax.adam(1e-3), train, loss_fn=softmax_loss, valid=valid,
+                 metric_fn=ndcg_at(5), epochs=3, batch_size=8)  # fmt: skip
+    assert calls == [{"desc": "fit"}]  # progress bar drawn by jaxrank._progress
+    assert len(result.history) == 3
+    assert 0.0 < result.best_metric <= 1.0
+    assert evaluate(m, valid, metric_fn=ndcg_at(5)) == pytest.approx(result.best_metric)

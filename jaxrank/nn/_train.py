@@ -15,7 +15,7 @@ axis (data parallelism; the parameters are replicated and XLA all-reduces the
 gradients), which gives the same parameters as one device up to float rounding.
 
 Example:
-    >>> import jax.numpy as jnp, numpy as np, optax
+    >>> import jax, jax.numpy as jnp, numpy as np, optax
     >>> from flax import nnx
     >>> from jaxrank.nn import MLPScorer, fit
     >>> def softmax_loss(scores, labels, *, where):
@@ -23,7 +23,6 @@ Example:
     ...     p = jnp.where(where, labels, 0) / jnp.maximum(
     ...         jnp.where(where, labels, 0).sum(-1, keepdims=True), 1e-9)
     ...     return -jnp.where(where, p * logp, 0).sum(-1).mean()
-    >>> import jax
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(32, 6, 3)).astype("float32")
     >>> y = (x[..., 0] > 0.5).astype("float32")                 # feature 0 is relevance
