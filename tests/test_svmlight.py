@@ -183,6 +183,10 @@ def _raises(path, match, **kwargs):
         ("1 qid:1 1:2\n1 2:2\n", r"data\.txt:2: qid: missing"),
         ("1 1:2 qid:3\n", r"data\.txt:1: qid: must come right after the label"),
         ("# only a comment\n\n", r"data\.txt: no data lines"),
+        ("1 qid: 1:1\n", r"data\.txt:1: empty qid"),
+        ("1 qid:1 1:1\n0 qid:1 99999999999999999999:1\n", r"data\.txt:2: expected idx:value"),
+        ("1 qid:1 1:2\n1 qid:1 1:2\n1 2:2\n", r"data\.txt:3: qid: missing while line 1 has"),
+        ("1 1:2\n1 qid:4 2:2\n", r"data\.txt:2: qid: present while line 1 lacks"),
     ],
 )
 def test_malformed_lines_name_file_and_line(tmp_path, text, match):
@@ -194,6 +198,8 @@ def test_argument_errors(tmp_path):
     _raises(path, r"data\.txt:1: feature index 5 exceeds num_features=4", num_features=4)
     _raises(path, r"query 1 has 2 documents, more than list_size=1", list_size=1)
     _raises(path, r"query_path=.*was given too", query_path=path)
+    huge = _write(tmp_path, "1 qid:1 4000000000:1\n0 qid:1 1:1\n", name="huge.txt")
+    _raises(huge, r"huge\.txt: padded features \[1, 2, 4000000000\] would take 29\.8 GiB")
     with pytest.raises(FileNotFoundError, match="nope"):
         read_svmlight(tmp_path / "nope.txt")
 

@@ -56,6 +56,10 @@ __all__ = ["RankingData", "SvmlightFormatError", "read_svmlight"]
 
 PathLike = str | os.PathLike
 
+# Refuse to allocate dense feature arrays larger than this (a stray huge index would
+# otherwise ask for terabytes); real LETOR sets (MSLR-WEB30K: 3.8 GB) stay below it.
+_MAX_DENSE_BYTES = 16 * 2**30
+
 
 class SvmlightFormatError(ValueError):
     """An SVMlight/LETOR file (or its group file) is malformed; names file and line."""
@@ -195,6 +199,13 @@ def read_svmlight(
             f"exceeds num_features={num_features}"
         )
 
+    size = n_queries * list_size * num_features * 4
+    if size > _MAX_DENSE_BYTES:
+        raise ValueError(
+            f"{path}: padded features [{n_queries}, {list_size}, {num_features}] would take "
+            f"{size / 2**30:.1f} GiB (largest feature index {int(feat_idx.max())}); "
+            "check the indices or pass a smaller num_features"
+        )
     features = np.zeros((n_queries, list_size, num_features), np.float32)
     if len(cols):
         # Last value wins: keep the last occurrence of each (row, column) key.
@@ -219,6 +230,7 @@ def _parse(data: bytes, path: Path):
     """Tokenise every line: labels, qids (or None), line numbers, flat idx:val triples."""
     labels: list[bytes] = []
     qids: list[str] = []
+    qid_rows: list[int] = []
     row_lines: list[int] = []
     feat_tokens: list[bytes] = []
     feat_counts: list[int] = []
@@ -232,7 +244,10 @@ def _parse(data: bytes, path: Path):
         row_lines.append(lineno)
         rest = toks[1:]
         if rest and rest[0].startswith(b"qid:"):
+            if len(rest[0]) == 4:
+                raise SvmlightFormatError(f"{path}:{lineno}: empty qid")
             qids.append(rest[0][4:].decode("utf-8", "replace"))
+            qid_rows.append(len(labels) - 1)
             rest = rest[1:]
         feat_tokens.extend(rest)
         feat_counts.append(len(rest))
@@ -240,10 +255,9 @@ def _parse(data: bytes, path: Path):
     n_rows = len(labels)
     if qids and len(qids) != n_rows:
         # Some lines have qid and some do not: name the first line that differs.
-        has = [False] * n_rows
-        for i, lineno in enumerate(row_lines):
-            has[i] = b"qid:" in _line(data, lineno).split(b"#")[0]
-        first = has[0]
+        has = np.zeros(n_rows, bool)
+        has[qid_rows] = True
+        first = bool(has[0])
         bad = next(i for i, h in enumerate(has) if h != first)
         raise SvmlightFormatError(
             f"{path}:{row_lines[bad]}: qid: {'missing' if first else 'present'} "
@@ -275,7 +289,7 @@ def _parse(data: bytes, path: Path):
         try:
             idx = np.array(pairs[0::2], dtype=np.int64)
             val = np.array(pairs[1::2], dtype=np.float64)
-        except ValueError:
+        except (ValueError, OverflowError):
             ok = False
     if not ok:
         _raise_bad_feature(feat_tokens, feat_rows, row_lines_arr, path)
@@ -295,10 +309,6 @@ def _parse(data: bytes, path: Path):
     )
 
 
-def _line(data: bytes, lineno: int) -> bytes:
-    return data.split(b"\n")[lineno - 1]
-
-
 def _is_float(tok: bytes) -> bool:
     try:
         float(tok)
@@ -310,7 +320,9 @@ def _is_float(tok: bytes) -> bool:
 def _raise_bad_feature(tokens, rows, row_lines, path) -> None:
     for i, tok in enumerate(tokens):
         parts = tok.split(b":")
-        good = len(parts) == 2 and parts[0].isdigit() and _is_float(parts[1])
+        good = (
+            len(parts) == 2 and parts[0].isdigit() and int(parts[0]) < 2**62 and _is_float(parts[1])
+        )
         if not good:
             where = f"{path}:{row_lines[rows[i]]}"
             text = tok.decode(errors="replace")
