@@ -416,6 +416,18 @@ _MESH_SCRIPT = textwrap.dedent(
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
     one, r1 = train(None)
     dp, r8 = train(mesh)
+    # The scores inside the compiled step are split over the 8 devices (batch axis);
+    # learning rate 0, so the parameters stay as trained for the comparison below.
+    seen = []
+
+    def inspecting_loss(scores, labels, *, where):
+        jax.debug.inspect_array_sharding(scores, callback=seen.append)
+        return softmax_loss(scores, labels, where=where)
+
+    fit(dp, optax.sgd(0.0), (x, y, w), loss_fn=inspecting_loss, epochs=1, batch_size=16,
+        mesh=mesh, progress=False)
+    assert seen and not seen[0].is_fully_replicated, seen
+    assert seen[0].shard_shape((16, 6)) == (2, 6), seen[0]
     kernel = dp.out.kernel[...]
     assert len(kernel.sharding.device_set) == 8, kernel.sharding
     for a, b in zip(jax.tree.leaves(nnx.state(one, nnx.Param)),
