@@ -115,28 +115,38 @@ def run_jaxrank(loss_name: str, seed: int, train, test, args) -> tuple[dict, dic
     tr = (train.features[ti], train.labels[ti], train.where[ti])
     va = (train.features[vi], train.labels[vi], train.where[vi])
 
-    model = MLPScorer(
-        train.num_features,
-        hidden=args.hidden,
-        dropout=args.dropout,
-        standardize=True,
-        rngs=nnx.Rngs(params=seed, dropout=seed + 1),
-    )
-    model.fit_normalizer(tr[0], tr[2])
-    tx = optax.adamw(args.lr, weight_decay=args.weight_decay)
+    def new_model(data):
+        model = MLPScorer(
+            train.num_features,
+            hidden=args.hidden,
+            dropout=args.dropout,
+            standardize=True,
+            rngs=nnx.Rngs(params=seed, dropout=seed + 1),
+        )
+        model.fit_normalizer(data[0], data[2])
+        return model
+
+    def tx():
+        return optax.adamw(args.lr, weight_decay=args.weight_decay)
+
+    model = new_model(tr)
+    common = dict(loss_fn=LOSSES[loss_name], batch_size=args.batch_size, seed=seed)
     result = fit(
         model,
-        tx,
+        tx(),
         tr,
-        loss_fn=LOSSES[loss_name],
         valid=va,
         metric_fn=ndcg_metric(10),
         epochs=args.epochs,
-        batch_size=args.batch_size,
         patience=args.patience,
-        seed=seed,
         progress=not args.quiet,
+        **common,
     )
+    if args.refit:
+        # Retrain on all training queries for the number of epochs validation chose.
+        full = (train.features, train.labels, train.where)
+        model = new_model(full)
+        fit(model, tx(), full, epochs=result.best_epoch + 1, progress=False, **common)
     scores = predict(model, test.features, test.where)
     info = {"best_epoch": result.best_epoch, "epochs": len(result.history)}
     return test_ndcg(scores, test), info | {"scores": scores}
@@ -221,6 +231,11 @@ def main(argv=None) -> None:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--hidden", default="128,64", help="hidden widths, e.g. 128,64")
     p.add_argument("--valid-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="after early stopping, retrain on all training queries for the chosen epochs",
+    )
     p.add_argument("--no-lightgbm", action="store_true")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
