@@ -145,6 +145,15 @@ def predict(model: nnx.Module, features, where, *, batch_size: int = 256) -> np.
     """Scores ``[Q, L]`` of ``features [Q, L, F]`` computed in fixed-size chunks.
 
     The last chunk is padded with masked lists so that one compiled shape serves all.
+
+    Example:
+        >>> import numpy as np
+        >>> from flax import nnx
+        >>> from jaxrank.nn import MLPScorer, predict
+        >>> m = MLPScorer(2, hidden=(), rngs=nnx.Rngs(0))
+        >>> x, w = np.ones((5, 3, 2), "float32"), np.ones((5, 3), bool)
+        >>> bool(np.allclose(predict(m, x, w, batch_size=2), m(x, where=w)))
+        True
     """
     x, w = np.asarray(features, np.float32), np.asarray(where, bool)
     n = x.shape[0]
