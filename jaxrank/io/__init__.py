@@ -4,6 +4,7 @@ Strings, files and parsing live on the host (numpy); everything downstream works
 the dense integer indices these readers produce.
 """
 
+from jaxrank.io._svmlight import RankingData, SvmlightFormatError, read_svmlight
 from jaxrank.io._trec import (
     Qrels,
     Run,
@@ -16,10 +17,13 @@ from jaxrank.io._trec import (
 
 __all__ = [
     "Qrels",
+    "RankingData",
     "Run",
+    "SvmlightFormatError",
     "TrecFormatError",
     "read_beir_qrels",
     "read_qrels",
     "read_run",
+    "read_svmlight",
     "write_run",
 ]
