@@ -11,8 +11,8 @@ blocks flat (``blk / row / bw [B]``: block id, query row, query term weight, ord
 by row and term; ``B`` rounded up to a power of two, so no per-query padding and no
 ``cumsum`` over postings on device); the device gathers the ``[B, 32]`` postings,
 multiplies by the query term weights and scatter-adds them into ``[Q, part_size]``
-scores, followed by a local top-k. Partitions are streamed with ``lax.scan`` and a running top-k merge
-(:mod:`jaxrank.topk`), so memory is bounded by ``Q * part_size``, never
+scores, followed by a local top-k. Partitions are streamed with ``lax.scan`` and a
+running top-k merge (:mod:`jaxrank.topk`), so memory is bounded by ``Q * part_size``, never
 ``Q * n_docs``; query batches are additionally cut into chunks by a memory budget.
 
 With a ``mesh``, partitions are sharded over the mesh axis with ``shard_map``: each
@@ -143,7 +143,7 @@ def _block_lists(blk_start, blk_count, terms, weights, where, pad_block):
     Blocks are ordered by (query row, term slot, block), so each document's score
     accumulates its terms in query order, as bm25s does.
     """
-    n_q, n_t = terms.shape
+    n_t = terms.shape[1]
     qt = np.flatnonzero(where.reshape(-1))
     t_flat = terms.reshape(-1)[qt]
     w_flat = weights.reshape(-1)[qt]
