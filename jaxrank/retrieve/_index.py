@@ -49,6 +49,8 @@ class InvertedIndex:
       post_tf: ``[nnz]`` int32 term frequency of each posting.
       doc_len: ``[N]`` int32 document length in tokens (after stopwords).
       tokenizer: the :class:`Tokenizer` used for documents; queries must use it too.
+      defaults: JSON-serializable search defaults saved with the index (e.g.
+        ``{"method": "lucene", "k1": 1.2}``, used by ``jaxrank search``).
     """
 
     doc_ids: np.ndarray
@@ -58,6 +60,7 @@ class InvertedIndex:
     post_tf: np.ndarray
     doc_len: np.ndarray
     tokenizer: Tokenizer
+    defaults: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -201,6 +204,7 @@ def save_index(index: InvertedIndex, path: str | os.PathLike) -> Path:
         "n_terms": index.n_terms,
         "n_postings": len(index.post_doc),
         "tokenizer": index.tokenizer.config(),
+        "defaults": index.defaults,
         "files": files,
     }
     (path / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -261,4 +265,4 @@ def load_index(path: str | os.PathLike, *, mmap: bool = True) -> InvertedIndex:
     ):
         raise ValueError(f"{path}: index arrays are inconsistent with each other")
     tok = Tokenizer(**meta["tokenizer"])
-    return InvertedIndex(**arrays, tokenizer=tok)
+    return InvertedIndex(**arrays, tokenizer=tok, defaults=dict(meta.get("defaults", {})))

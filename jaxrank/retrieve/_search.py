@@ -180,6 +180,24 @@ class SearchResult:
     doc_ids: np.ndarray
     n_empty: int = 0
 
+    def to_run(self, query_ids: Sequence[str], name: str = "jaxrank"):
+        """A :class:`jaxrank.io.Run` of the valid entries (write it with ``write_run``)."""
+        from jaxrank.io import Run
+
+        if len(query_ids) != len(self.scores):
+            raise ValueError(f"query_ids: {len(query_ids)} ids for {len(self.scores)} queries")
+        counts = self.valid.sum(1)
+        offsets = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return Run(
+            query_ids=np.asarray([str(q) for q in query_ids], dtype=object),
+            offsets=offsets,
+            doc_ids=np.asarray(self.doc_ids, dtype=object)[self.indices[self.valid]],
+            scores=self.scores[self.valid].astype(np.float64),
+            ranks=None,
+            name=name,
+        )
+
     def to_dict(self, query_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """``{query_id: {doc_id: score}}`` of the valid entries."""
         out = {}
