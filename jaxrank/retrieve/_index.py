@@ -149,15 +149,19 @@ def build_index(
     if len(uniq) != n:
         dups = uniq[counts > 1][:5].tolist()
         raise ValueError(f"doc_ids: {n - len(uniq)} duplicate document ids, e.g. {dups}")
+    for i, text in enumerate(texts):
+        if isinstance(text, bytes):
+            try:
+                texts[i] = text.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"document {str(doc_ids[i])!r} is not valid UTF-8 "
+                    f"(byte {err.start}: {text[err.start : err.start + 1]!r})"
+                ) from None
+        elif not isinstance(text, str):
+            raise TypeError(f"texts: document {str(doc_ids[i])!r} is {type(text).__name__}")
     tok = tokenizer or Tokenizer(stopwords=stopwords, stemmer=stemmer)
-    try:
-        ids, offsets, vocab = tok.encode(texts, desc="tokenize corpus")
-    except ValueError as err:  # name the document, not only its position
-        msg = str(err)
-        if msg.startswith("text "):
-            i = int(msg.split()[1])
-            raise ValueError(f"document {doc_ids[i]!r}: {msg.split(':', 1)[1].strip()}") from None
-        raise
+    ids, offsets, vocab = tok.encode(texts, desc="tokenize corpus")
     return _from_token_ids(ids, offsets, vocab, doc_ids, tok)
 
 

@@ -228,19 +228,26 @@ class Searcher:
     memory_budget: int
     _host: dict = field(default_factory=dict, repr=False)
 
-    def _query_arrays(self, ids: np.ndarray, offsets: np.ndarray):
-        """Flat term ids -> padded unique terms [Q, T] with counts, in first-seen order."""
+    def _query_arrays(self, ids: np.ndarray, offsets: np.ndarray, *, dedup: bool = True):
+        """Flat term ids -> padded terms [Q, T] with counts, in first-seen order.
+
+        With ``dedup=False`` every token occurrence keeps its own slot (count 1), so
+        scores accumulate term by term in query order exactly as bm25s does (same
+        float32 rounding).
+        """
         n_q = len(offsets) - 1
         lens = np.diff(offsets)
         qid = np.repeat(np.arange(n_q), lens)
-        key = qid.astype(np.int64) * max(self.index.n_terms, 1) + ids
-        uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
-        order = np.argsort(first, kind="stable")  # first-occurrence order (as bm25s adds)
-        uniq, counts = uniq[order], counts[order]
-        uq = uniq // max(self.index.n_terms, 1)
-        ut = uniq % max(self.index.n_terms, 1)
-        order = np.argsort(uq, kind="stable")
-        uq, ut, counts = uq[order], ut[order], counts[order]
+        if dedup:
+            v = max(self.index.n_terms, 1)
+            key = qid.astype(np.int64) * v + ids
+            uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+            order = np.argsort(first, kind="stable")  # first-occurrence order
+            uq, ut, counts = uniq[order] // v, uniq[order] % v, counts[order]
+            order = np.argsort(uq, kind="stable")
+            uq, ut, counts = uq[order], ut[order], counts[order]
+        else:
+            uq, ut, counts = qid, ids.astype(np.int64), np.ones(len(ids), np.int64)
         n_terms = np.bincount(uq, minlength=n_q)
         t_pad = _next_pow2(n_terms.max(initial=1), floor=8)
         col = np.arange(len(uq)) - (np.cumsum(n_terms) - n_terms)[uq]
@@ -270,7 +277,9 @@ class Searcher:
         in-vocabulary term get an all-invalid row and are counted in a warning.
         """
         ids, offsets = self.index.encode_queries(queries)
-        terms, cnt, where = self._query_arrays(ids, offsets)
+        w = self.weights
+        raw = w.query_tf == "raw" and w.query_idf is None  # repeated terms simply add up
+        terms, cnt, where = self._query_arrays(ids, offsets, dedup=not raw)
         return self.search_terms(terms, self._query_weights(terms, cnt, where), where, k=k)
 
     def search_terms(
@@ -279,7 +288,7 @@ class Searcher:
         """Top ``k`` for weighted term-id queries ``terms/weights/where [Q, T]``.
 
         Score: :math:`\\sum_t w_t (W_{t,d} + C_t) + (\\sum_t w_t) D_d` (see
-        :mod:`jaxrank.retrieve._weights`). Terms must be unique within a query row.
+        :mod:`jaxrank.retrieve._weights`). A term repeated within a row adds up.
         """
         terms = np.asarray(terms, np.int32)
         weights = np.asarray(weights, np.float32)
@@ -304,7 +313,11 @@ class Searcher:
                 "they get an empty result",
                 stacklevel=2,
             )
-        q_const = (weights * self.weights.term_const[terms]).sum(-1, dtype=np.float32)
+        const = (weights * self.weights.term_const[terms]).astype(np.float32)
+        if self.weights.term_const.any():  # summed per row as numpy does (bm25s parity)
+            q_const = np.array([c[m].sum() for c, m in zip(const, where, strict=True)], np.float32)
+        else:
+            q_const = np.zeros(n_q, np.float32)
         q_len = weights.sum(-1, dtype=np.float32)
         # blocks per query (max over partitions) and the memory budget set the chunking
         host_cnt = self._host["blk_count"]  # [P, V]

@@ -71,17 +71,21 @@ def _bm25_idf(method: str, df: np.ndarray, n: int) -> np.ndarray:
 
 
 def _bm25_tfc(method, tf, dl, avgdl, k1, b, delta):
-    # same operation order as bm25s (float64, since its avgdl is a numpy float64)
-    norm = (1 - b) + b * dl / avgdl
+    """Term-frequency component with bm25s's dtypes: ``tf`` is float32 there and
+    ``avgdl`` a numpy float64, so products of ``tf`` with Python floats round to
+    float32 (atire, bm25+ numerators) while sums with ``avgdl`` terms are float64."""
+    tf32 = np.asarray(tf, np.float32)
+    tf = tf32.astype(np.float64)
     if method in ("robertson", "lucene"):
-        return tf / (k1 * norm + tf)
+        return tf / (k1 * ((1 - b) + b * dl / avgdl) + tf)
     if method == "atire":
-        return (tf * (k1 + 1)) / (tf + k1 * (1 - b + b * dl / avgdl))
+        num = (tf32 * np.float32(k1 + 1)).astype(np.float64)
+        return num / (tf + k1 * (1 - b + b * dl / avgdl))
     if method == "bm25l":
         c = tf / (1 - b + b * dl / avgdl)
         return ((k1 + 1) * (c + delta)) / (k1 + c + delta)
-    num = (k1 + 1) * tf
-    return num / (k1 * (1 - b + b * dl / avgdl) + tf) + delta  # bm25+
+    num = (np.float32(k1 + 1) * tf32).astype(np.float64)  # bm25+
+    return num / (k1 * (1 - b + b * dl / avgdl) + tf) + delta
 
 
 def bm25_weights(
@@ -101,7 +105,7 @@ def bm25_weights(
     idf64 = np.where(df > 0, _bm25_idf(method, np.maximum(df, 1), n), 0.0)
     idf32 = idf64.astype(np.float32)
     term = index.post_term
-    tf = index.post_tf.astype(np.float64)
+    tf = index.post_tf
     dl = index.doc_len[index.post_doc].astype(np.float64)
     w = idf32[term].astype(np.float64) * _bm25_tfc(method, tf, dl, avgdl, k1, b, delta)
     const = np.zeros(index.n_terms, np.float32)
