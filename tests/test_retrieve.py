@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxrank import topk
@@ -416,9 +416,10 @@ def test_sharded_equals_single_device(tmp_path, shared_data):
         qs = data.queries[:50].tolist()
         mesh = Mesh(np.array(jax.devices()), ("docs",))
         for method in ("lucene", "bm25+", "ql_dirichlet"):
-            ref = searcher(idx, method).search(qs, k=200)
+            k = 600 if method == "lucene" else 200  # 600: the sort-free selection path
+            ref = searcher(idx, method).search(qs, k=k)
             for ps in (None, 150):
-                sh = searcher(idx, method, mesh=mesh, part_size=ps).search(qs, k=200)
+                sh = searcher(idx, method, mesh=mesh, part_size=ps).search(qs, k=k)
                 assert np.array_equal(ref.indices, sh.indices), (method, ps)
                 assert np.array_equal(ref.scores, sh.scores), (method, ps)
                 assert np.array_equal(ref.valid, sh.valid), (method, ps)
@@ -469,6 +470,21 @@ def test_chunked_and_merged_top_k_equal_full(vals, k, chunk):
     b = topk.top_k(x[:, chunk:], k, offset=chunk)
     merged = topk.merge(*a, *b, k=k)
     np.testing.assert_array_equal(merged[1], full[1])
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@settings(max_examples=4)  # each example compiles or runs eagerly: keep it short
+@given(st.integers(0, 2**31 - 1), st.sampled_from([7, 600]), st.sampled_from([0, 50]))
+def test_select_top_k_equals_lax(jit, seed, k, n_masked):
+    # the sort-free CPU selection must equal lax.top_k exactly, ties and -inf included
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, size=(3, 700)).astype(np.float32) * 0.5  # many ties, negatives
+    x[:, :n_masked] = -np.inf
+    fn = (lambda f: jax.jit(f, static_argnames=("k", "algorithm"))) if jit else (lambda f: f)
+    a = fn(topk.top_k)(jnp.asarray(x), k=k, algorithm="select")
+    b = fn(topk.top_k)(jnp.asarray(x), k=k, algorithm="lax")
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
 
 
 # ----------------------------------------------------------------------------- BEIR io + CLI

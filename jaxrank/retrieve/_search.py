@@ -49,6 +49,13 @@ def _next_pow2(x: int, floor: int = 1) -> int:
     return max(floor, 1 << max(0, int(x) - 1).bit_length())
 
 
+def _bucket(n: int) -> int:
+    """Round ``n`` up to a size with at most 1/8 padding (few distinct jit shapes)."""
+    n = max(n, 64)
+    step = _next_pow2(n) // 8
+    return -(-n // step) * step
+
+
 def _blocked_partitions(index: InvertedIndex, w: TermWeights, n_parts: int, part_size: int):
     """Host: the blocked per-partition postings (see module docstring)."""
     v, n = index.n_terms, index.n_docs
@@ -105,7 +112,7 @@ def _search_parts(parts, q_const, q_len, *, k, part_size):
     """Top-k over the partitions in ``parts`` (leading axis), streamed with a scan."""
     n_local = parts["post_doc"].shape[0]
     if n_local == 1:
-        one = jax.tree.map(lambda a: a[0], parts)
+        one = jax.tree.map(lambda a: a.reshape(a.shape[1:]), parts)  # a bitcast, no copy
         s, ok = _score_partition(one, q_const, q_len, part_size=part_size)
         return _topk.top_k(s, min(k, part_size), where=ok, offset=one["offset"])
     return _topk.scan_top_k(
@@ -150,7 +157,7 @@ def _block_lists(blk_start, blk_count, terms, weights, where, pad_block):
     rows = (qt // n_t).astype(np.int32)
     nb = blk_count[:, t_flat]  # [P, QT]
     totals = nb.sum(1)
-    size = _next_pow2(int(totals.max(initial=1)), floor=64)
+    size = _bucket(int(totals.max(initial=1)))
     n_parts = blk_start.shape[0]
     blk = np.full((n_parts, size), pad_block, np.int32)
     row = np.zeros((n_parts, size), np.int32)
