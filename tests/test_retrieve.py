@@ -487,6 +487,22 @@ def test_select_top_k_equals_lax(jit, seed, k, n_masked):
         np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_pruned_top_k_equals_lax(jit):
+    # long rows with small k take the group-max pruning path (n >= 1024 k); ties at
+    # the cut-off must still go to the smallest indices
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, size=(2, 4100)).astype(np.float32)
+    x[1, 4000:] = 9.0  # a block of maxima at the end, tied
+    x[1, 17] = 9.0
+    fn = jax.jit(topk.top_k, static_argnames=("k",)) if jit else topk.top_k
+    for k in (1, 3):
+        a = fn(jnp.asarray(x), k=k)
+        b = topk.top_k(jnp.asarray(x), k=k, algorithm="lax")
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
 # ----------------------------------------------------------------------------- BEIR io + CLI
 
 
