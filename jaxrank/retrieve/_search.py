@@ -115,9 +115,19 @@ def _search_parts(parts, q_const, q_len, *, k, part_size):
         one = jax.tree.map(lambda a: a.reshape(a.shape[1:]), parts)  # a bitcast, no copy
         s, ok = _score_partition(one, q_const, q_len, part_size=part_size)
         return _topk.top_k(s, min(k, part_size), where=ok, offset=one["offset"])
+    # Scan over partitions. The postings stay whole (flattened to [P * NB, 32], block
+    # ids offset per partition): slicing them per scan step would copy them each time.
+    n_blocks = parts["post_doc"].shape[1]
+    post = {
+        "post_doc": parts["post_doc"].reshape(-1, parts["post_doc"].shape[-1]),
+        "post_w": parts["post_w"].reshape(-1, parts["post_w"].shape[-1]),
+    }
+    first = (jnp.arange(n_local, dtype=jnp.int32) * n_blocks)[:, None]
+    xs = {key: parts[key] for key in ("row", "bw", "doc_prior", "doc_valid", "offset")}
+    xs["blk"] = parts["blk"] + first
     return _topk.scan_top_k(
-        lambda p: _score_partition(p, q_const, q_len, part_size=part_size),
-        parts,
+        lambda p: _score_partition({**post, **p}, q_const, q_len, part_size=part_size),
+        xs,
         k,
         (q_const.shape[0],),
     )
