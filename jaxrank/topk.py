@@ -19,7 +19,10 @@ Selection algorithm (``algorithm="auto"``; measured on a loaded 2-core EPYC):
   bisection on the float bits (counting comparisons), compaction of the selected
   entries by a prefix sum and a binary search, and ordering by two *single-operand*
   uint32 sorts of ``k`` entries (multi-operand sorts are about 10x slower on XLA:CPU).
-* otherwise ``lax.top_k``. All paths give identical results (tested).
+* otherwise ``lax.top_k``. All these paths give identical results (tested).
+
+``algorithm="approx"`` uses ``lax.approx_max_k`` (recall target 0.95): fast on TPU,
+approximate, with no tie guarantee; never chosen automatically.
 
 Example:
     >>> import jax.numpy as jnp
@@ -115,8 +118,10 @@ def _pruned_top_k(x: Array, k: int, algorithm: str) -> tuple[Array, Array]:
 
 
 def _top_k(x: Array, k: int, algorithm: str = "auto", prune: bool = True) -> tuple[Array, Array]:
-    if algorithm not in ("auto", "select", "lax"):
-        raise ValueError(f"algorithm: {algorithm!r} is not 'auto', 'select' or 'lax'")
+    if algorithm not in ("auto", "select", "lax", "approx"):
+        raise ValueError(f"algorithm: {algorithm!r} is not 'auto', 'select', 'lax' or 'approx'")
+    if algorithm == "approx":  # TPU: approximate, recall ~0.95, not tie-exact
+        return lax.approx_max_k(x, k, recall_target=0.95)
     n = x.shape[-1]
     if prune and algorithm == "auto" and k <= 128 and n >= 64 * _GROUP * k:
         return _pruned_top_k(x, k, algorithm)
@@ -145,8 +150,8 @@ def top_k(
       k: static, ``0 < k <= n``.
       where: optional ``[..., n]`` (or broadcastable) bool mask of real entries.
       offset: added to the returned indices (the chunk's first global index).
-      algorithm: ``"auto"`` (sort-free selection on CPU for ``k >= 512``, else
-        ``lax.top_k``), ``"select"`` or ``"lax"`` to force one (same results).
+      algorithm: ``"auto"`` (see the module docstring), ``"select"`` or ``"lax"`` to
+        force one (same results), or ``"approx"`` (``lax.approx_max_k``, for TPU).
 
     Returns:
       ``(values [..., k], indices [..., k] int32, valid [..., k] bool)``; values
@@ -198,6 +203,7 @@ def scan_top_k(
     chunks: Array,
     k: int,
     batch_shape: tuple[int, ...],
+    algorithm: str = "auto",
 ) -> tuple[Array, Array, Array]:
     """Streaming top-k over corpus chunks with ``lax.scan`` (bounded memory).
 
@@ -214,7 +220,13 @@ def scan_top_k(
 
     def step(carry, chunk):
         scores, where = score_chunk(chunk)
-        local = top_k(scores, min(k, scores.shape[-1]), where=where, offset=chunk["offset"])
+        local = top_k(
+            scores,
+            min(k, scores.shape[-1]),
+            where=where,
+            offset=chunk["offset"],
+            algorithm=algorithm,
+        )
         return merge(*carry, *local, k=k), None
 
     out, _ = lax.scan(step, init, chunks)

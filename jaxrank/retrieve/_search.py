@@ -108,13 +108,15 @@ def _score_partition(part, q_const, q_len, *, part_size):
     return scores, part["doc_valid"][None, :]
 
 
-def _search_parts(parts, q_const, q_len, *, k, part_size):
+def _search_parts(parts, q_const, q_len, *, k, part_size, algorithm="auto"):
     """Top-k over the partitions in ``parts`` (leading axis), streamed with a scan."""
     n_local = parts["post_doc"].shape[0]
     if n_local == 1:
         one = jax.tree.map(lambda a: a.reshape(a.shape[1:]), parts)  # a bitcast, no copy
         s, ok = _score_partition(one, q_const, q_len, part_size=part_size)
-        return _topk.top_k(s, min(k, part_size), where=ok, offset=one["offset"])
+        return _topk.top_k(
+            s, min(k, part_size), where=ok, offset=one["offset"], algorithm=algorithm
+        )
     # Scan over partitions. The postings stay whole (flattened to [P * NB, 32], block
     # ids offset per partition): slicing them per scan step would copy them each time.
     n_blocks = parts["post_doc"].shape[1]
@@ -130,17 +132,18 @@ def _search_parts(parts, q_const, q_len, *, k, part_size):
         xs,
         k,
         (q_const.shape[0],),
+        algorithm,
     )
 
 
-@partial(jax.jit, static_argnames=("k", "part_size"))
-def _search_jit(parts, q_const, q_len, *, k, part_size):
-    return _search_parts(parts, q_const, q_len, k=k, part_size=part_size)
+@partial(jax.jit, static_argnames=("k", "part_size", "algorithm"))
+def _search_jit(parts, q_const, q_len, *, k, part_size, algorithm):
+    return _search_parts(parts, q_const, q_len, k=k, part_size=part_size, algorithm=algorithm)
 
 
-def _sharded_search_fn(mesh: Mesh, axis: str, k: int, part_size: int):
+def _sharded_search_fn(mesh: Mesh, axis: str, k: int, part_size: int, algorithm: str):
     def local(parts, q_const, q_len):
-        out = _search_parts(parts, q_const, q_len, k=k, part_size=part_size)
+        out = _search_parts(parts, q_const, q_len, k=k, part_size=part_size, algorithm=algorithm)
         return _topk.merge_across(*out, k=k, axis_name=axis)
 
     keys = (*_PART_KEYS, "blk", "row", "bw")
@@ -243,6 +246,7 @@ class Searcher:
     mesh: Mesh | None
     axis: str
     memory_budget: int
+    top_k_algorithm: str = "auto"
     _host: dict = field(default_factory=dict, repr=False)
 
     def _query_arrays(self, ids: np.ndarray, offsets: np.ndarray, *, dedup: bool = True):
@@ -368,13 +372,22 @@ class Searcher:
     def _run(self, lists, q_const, q_len, k):
         if self.mesh is None:
             parts = {**self.parts, **lists}
-            out = _search_jit(parts, q_const, q_len, k=k, part_size=self.part_size)
+            out = _search_jit(
+                parts,
+                q_const,
+                q_len,
+                k=k,
+                part_size=self.part_size,
+                algorithm=self.top_k_algorithm,
+            )
         else:
             sh = NamedSharding(self.mesh, P(self.axis, None))
             parts = {**self.parts, **{key: jax.device_put(a, sh) for key, a in lists.items()}}
             fns = self._host.setdefault("sharded", {})
             if k not in fns:
-                fns[k] = _sharded_search_fn(self.mesh, self.axis, k, self.part_size)
+                fns[k] = _sharded_search_fn(
+                    self.mesh, self.axis, k, self.part_size, self.top_k_algorithm
+                )
             out = fns[k](parts, q_const, q_len)
         return tuple(np.asarray(a) for a in out)
 
@@ -387,6 +400,7 @@ def searcher(
     mesh: Mesh | None = None,
     axis: str | None = None,
     memory_budget: int = 1 << 29,
+    top_k_algorithm: str = "auto",
     **params,
 ) -> Searcher:
     """Prepare ``index`` for ``method`` and put its arrays on device(s).
@@ -403,6 +417,8 @@ def searcher(
         axis ``axis`` (default: its first axis).
       memory_budget: bytes of scores/gathered postings per jit call; larger query
         batches are cut into chunks.
+      top_k_algorithm: :func:`jaxrank.topk.top_k`'s ``algorithm`` (``"auto"``;
+        ``"approx"`` = ``lax.approx_max_k``, the TPU option, approximate).
 
     Example:
         >>> from jaxrank.retrieve import build_index, searcher
@@ -442,6 +458,7 @@ def searcher(
         mesh=mesh,
         axis=axis or "",
         memory_budget=memory_budget,
+        top_k_algorithm=top_k_algorithm,
         _host={
             "blk_count": host["blk_count"],
             "blk_start": host["blk_start"],
