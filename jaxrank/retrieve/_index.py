@@ -16,7 +16,7 @@ Example:
     >>> from jaxrank.retrieve import build_index
     >>> idx = build_index(["a cat sat", "the cat ate the rat"], ["d1", "d2"], stemmer=None)
     >>> idx.n_docs, idx.vocab.tolist(), idx.doc_len.tolist()
-    (2, ['cat', 'sat', 'ate', 'rat'], [2, 3])
+    (2, ['ate', 'cat', 'rat', 'sat'], [2, 3])
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def build_index(
     Example:
         >>> idx = build_index(["running dogs", ""], ["a", "b"])
         >>> idx.vocab.tolist(), idx.doc_len.tolist()
-        (['run', 'dog'], [2, 0])
+        (['dog', 'run'], [2, 0])
     """
     texts = list(texts)
     n = len(texts)

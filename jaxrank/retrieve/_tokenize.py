@@ -154,7 +154,7 @@ class Tokenizer:
     def _terms_of(self, words: Iterable[str]) -> dict[str, str | None]:
         """Update and return the word -> term (stem, or None for stopwords) cache."""
         table = self._cache["word_to_term"]
-        new = [w for w in set(words) if w not in table]
+        new = [w for w in words if w not in table]  # words: distinct
         if new:
             stop = self._cache["stop"]
             kept = [w for w in new if w not in stop]
@@ -168,7 +168,7 @@ class Tokenizer:
         if isinstance(texts, str):
             texts = [texts]
         split = self._split(texts, "tokenize")
-        table = self._terms_of(chain.from_iterable(split))
+        table = self._terms_of(set(chain.from_iterable(split)))
         return [[t for t in map(table.__getitem__, words) if t is not None] for words in split]
 
     def encode(
@@ -183,18 +183,19 @@ class Tokenizer:
 
         Returns ``(ids [T] int32, offsets [n+1] int64, vocab)``: the terms of text ``i``
         are ``ids[offsets[i]:offsets[i+1]]`` in text order. With ``grow=True`` new terms
-        are appended to ``vocab`` (a new dict when ``None``); with ``grow=False`` terms
-        outside ``vocab`` are dropped (query side).
+        are appended to ``vocab`` (a new dict when ``None``) in sorted order of their
+        words; with ``grow=False`` terms outside ``vocab`` are dropped (query side).
         """
         if isinstance(texts, str):
             texts = [texts]
         vocab = {} if vocab is None else vocab
         split = self._split(texts, desc)
         flat = list(chain.from_iterable(split))
-        table = self._terms_of(flat)
+        distinct = sorted(set(flat))  # sorted: deterministic term ids
+        table = self._terms_of(distinct)
         # map each distinct word once to a term id (-1: stopword or unknown term)
         word_id: dict[str, int] = {}
-        for word in dict.fromkeys(flat):  # first-occurrence order: deterministic ids
+        for word in distinct:
             term = table[word]
             if term is None:
                 word_id[word] = -1
