@@ -149,25 +149,25 @@ def bench_scifact(folder: Path, repeats: int, with_rank_bm25: bool) -> None:
                 q_ids[a : a + bs], k=k, backend_selection=backend, show_progress=False, n_threads=0
             )
 
+    def qps(fn) -> tuple[float, float]:
+        t = median_time(fn, repeats)
+        return n_q / t, n_q / BEST[-1]
+
     results = []
     for k in (10, 1000):
         for bs in (32, 300):
             run_jax(k, bs)  # compile
             run_jax_strings(k, bs)
-            t_np = median_time(lambda k=k, bs=bs: run_bm25s(r_np, k, bs, "numpy"), repeats)
             line = {
                 "k": k,
                 "batch": bs,
-                "jaxrank": n_q / median_time(lambda k=k, bs=bs: run_jax(k, bs), repeats),
-                "jaxrank (strings)": n_q
-                / median_time(lambda k=k, bs=bs: run_jax_strings(k, bs), repeats),
-                "bm25s-numpy": n_q / t_np,
+                "jaxrank": qps(lambda k=k, bs=bs: run_jax(k, bs)),
+                "jaxrank (strings)": qps(lambda k=k, bs=bs: run_jax_strings(k, bs)),
+                "bm25s-numpy": qps(lambda k=k, bs=bs: run_bm25s(r_np, k, bs, "numpy")),
             }
             if r_nb is not None:
                 run_bm25s(r_nb, k, bs, "numba")
-                line["bm25s-numba"] = n_q / median_time(
-                    lambda k=k, bs=bs: run_bm25s(r_nb, k, bs, "numba"), repeats
-                )
+                line["bm25s-numba"] = qps(lambda k=k, bs=bs: run_bm25s(r_nb, k, bs, "numba"))
             results.append(line)
     if with_rank_bm25:
         from rank_bm25 import BM25Okapi
@@ -190,15 +190,23 @@ def bench_scifact(folder: Path, repeats: int, with_rank_bm25: bool) -> None:
     cols = [
         c for c in ("jaxrank", "jaxrank (strings)", "bm25s-numpy", "bm25s-numba") if c in results[0]
     ]
+    print("Median queries/s (best run in parentheses: less affected by machine load).\n")
     print(
         "| k | batch | " + " | ".join(cols) + " | jaxrank / bm25s-numpy | jaxrank / bm25s-numba |"
     )
     print("|---:|---:|" + "---:|" * (len(cols) + 2))
     for line in results:
-        vals = " | ".join(f"{line[c]:,.0f}" for c in cols)
-        r1 = line["jaxrank"] / line["bm25s-numpy"]
-        r2 = line["jaxrank"] / line["bm25s-numba"] if "bm25s-numba" in line else float("nan")
-        print(f"| {line['k']} | {line['batch']} | {vals} | {r1:.2f}x | {r2:.2f}x |")
+        vals = " | ".join(f"{line[c][0]:,.0f} ({line[c][1]:,.0f})" for c in cols)
+        r1 = line["jaxrank"][0] / line["bm25s-numpy"][0]
+        b1 = line["jaxrank"][1] / line["bm25s-numpy"][1]
+        r2 = b2 = float("nan")
+        if "bm25s-numba" in line:
+            r2 = line["jaxrank"][0] / line["bm25s-numba"][0]
+            b2 = line["jaxrank"][1] / line["bm25s-numba"][1]
+        print(
+            f"| {line['k']} | {line['batch']} | {vals} | {r1:.2f}x ({b1:.2f}x) | "
+            f"{r2:.2f}x ({b2:.2f}x) |"
+        )
     if with_rank_bm25:
         print(f"\nrank_bm25 BM25Okapi: {rank_qps:,.1f} queries/s (32 queries, one at a time)")
     print(
