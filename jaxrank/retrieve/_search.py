@@ -8,7 +8,7 @@ points at a dump slot with weight 0), with ``blk_start / blk_count [P, V]``.
 
 Scoring a query batch ``[Q, T]`` in one partition: the host lists the batch's
 blocks flat (``blk / row / bw [B]``: block id, query row, query term weight, ordered
-by row and term; ``B`` rounded up to a power of two, so no per-query padding and no
+by row and term; ``B`` rounded up by at most 1/8, so no per-query padding and no
 ``cumsum`` over postings on device); the device gathers the ``[B, 32]`` postings,
 multiplies by the query term weights and scatter-adds them into ``[Q, part_size]``
 scores, followed by a local top-k. Partitions are streamed with ``lax.scan`` and a
@@ -43,7 +43,7 @@ from jaxrank.retrieve._weights import TermWeights, method_weights
 BLOCK = 32
 _CACHE_BYTES = 1 << 21
 _DEFAULT_PART = 1 << 18
-_PART_KEYS = ("post_doc", "post_w", "blk_start", "blk_count", "doc_prior", "doc_valid", "offset")
+_PART_KEYS = ("post_doc", "post_w", "doc_prior", "doc_valid", "offset")  # on device
 
 
 def _next_pow2(x: int, floor: int = 1) -> int:
@@ -440,12 +440,13 @@ def searcher(
     n_parts = math.ceil(n / part_size)
     n_parts = math.ceil(n_parts / n_dev) * n_dev
     host = _blocked_partitions(index, w, n_parts, part_size)
+    on_device = {key: host[key] for key in _PART_KEYS}  # block tables stay on the host
     if mesh is None:
-        parts = jax.device_put(host)
+        parts = jax.device_put(on_device)
     else:
         parts = {
             key: jax.device_put(a, NamedSharding(mesh, P(axis, *([None] * (a.ndim - 1)))))
-            for key, a in host.items()
+            for key, a in on_device.items()
         }
     return Searcher(
         index=index,
