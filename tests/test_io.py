@@ -32,13 +32,22 @@ def _write(tmp_path, name, text, gz=False):
 
 
 def test_read_run_columns_and_groups(tmp_path):
-    run = read_run(_write(tmp_path, "run", "q2 Q0 x 1 5 t\n" + RUN))
+    run = read_run(_write(tmp_path, "run", "q2 Q0 x 1 5 t\n" + RUN), ranks=True)
     assert run.query_ids.tolist() == ["q2", "q1"]  # first appearance
     assert run.offsets.tolist() == [0, 2, 4]
     assert run.doc_ids.tolist() == ["x", "d3", "d1", "d2"]
     assert run.scores.tolist() == [5.0, 1.5, 3.0, 2.0]
     assert run.ranks.tolist() == [1, 1, 1, 2]
     assert run.name == "tag"
+    assert read_run(tmp_path / "run").ranks is None  # parsed only on request
+
+
+def test_interleaved_queries_are_grouped(tmp_path):
+    text = "a Q0 d1 1 1 t\nb Q0 d2 1 1 t\na Q0 d3 2 0 t\n"
+    run = read_run(_write(tmp_path, "run", text), ranks=True)
+    assert run.query_ids.tolist() == ["a", "b"]
+    assert run.doc_ids.tolist() == ["d1", "d3", "d2"]
+    assert run.ranks.tolist() == [1, 2, 1]
 
 
 def test_gzip_is_transparent(tmp_path):

@@ -3,10 +3,13 @@
 * :func:`evaluate` -- every trec_eval measure (``all_trec``), its parameters and
   options (``-l``, ``-c``, ``-M``); :class:`Evaluation` prints trec_eval's output format
   and JSON/CSV/Markdown.
+* :func:`build_arrays` / :func:`evaluate_arrays` -- the common measures (map, nDCG@k,
+  P@k, recall@k, RR) jit-compiled on padded arrays, ranking by counting, not sorting.
 * :func:`compare` -- paired t-test, Fisher randomization test, bootstrap CIs and
   Holm/Bonferroni correction across systems.
 """
 
+from jaxrank.eval._arrays import EvalArrays, build_arrays, evaluate_arrays
 from jaxrank.eval._compare import Comparison, compare
 from jaxrank.eval._measures import ALL_TREC, MEASURES, OFFICIAL
 from jaxrank.eval._significance import (
@@ -24,12 +27,15 @@ __all__ = [
     "MEASURES",
     "OFFICIAL",
     "Comparison",
+    "EvalArrays",
     "Evaluation",
     "MeasureSpec",
     "bonferroni",
     "bootstrap_ci",
+    "build_arrays",
     "compare",
     "evaluate",
+    "evaluate_arrays",
     "holm",
     "paired_t_test",
     "parse_measures",

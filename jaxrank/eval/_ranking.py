@@ -42,6 +42,7 @@ class RankedRels:
         num_ret: ``[B]`` documents retrieved (after ``max_docs``).
         rel_levels: ``[B, L]`` number of judged documents at each level ``0..L-1``.
         relevance_level: judgments ``>=`` this count as relevant (trec_eval ``-l``).
+        scores: ``[B, N]`` float32 scores at each rank (0 past ``num_ret``).
     """
 
     query_ids: np.ndarray
@@ -49,6 +50,7 @@ class RankedRels:
     num_ret: np.ndarray
     rel_levels: np.ndarray
     relevance_level: int
+    scores: np.ndarray | None = None
 
     @property
     def num_rel(self) -> np.ndarray:
@@ -225,9 +227,10 @@ def _chunk(qids, run, run_index, qrels_index, judged_dicts, level, max_docs):
     N = int(num_ret.max()) if B else 0
     rel = np.full((B, max(N, 1)), PAD, dtype=np.int64)
     rel[local[keep], pos[keep]] = rels[keep]
-    return RankedRels(
-        np.array(qids, dtype=object), rel, num_ret, _rel_levels(judged_dicts, qrow), level
-    )
+    scores = np.zeros((B, max(N, 1)), np.float32)
+    scores[local[keep], pos[keep]] = run.scores[entries[keep]]
+    levels = _rel_levels(judged_dicts, qrow)
+    return RankedRels(np.array(qids, dtype=object), rel, num_ret, levels, level, scores)
 
 
 def _rel_levels(judged_dicts, qrow) -> np.ndarray:

@@ -38,6 +38,7 @@ from jaxrank._progress import progress
 from jaxrank.eval._measures import ALL_TREC, MEASURES, OFFICIAL, Measure, _Ctx
 from jaxrank.eval._ranking import rank_queries
 from jaxrank.io import Qrels, Run
+from jaxrank.io._trec import no_gc
 
 __all__ = ["Evaluation", "MeasureSpec", "evaluate", "parse_measures"]
 
@@ -251,20 +252,8 @@ def evaluate(
         average_complete=average_complete,
         max_docs=max_docs,
     )
-    for rr in progress(chunks, desc="evaluating"):
-        ctx = _Ctx(rr)
-        chunks_q.append(rr.query_ids)
-        for s in specs:
-            if s.measure.name == "utility":
-                vals = s.measure.fn(ctx, s.params, num_docs_in_coll)
-            else:
-                vals = s.measure.fn(ctx, s.params)
-            vals = np.asarray(vals)
-            if vals.ndim == 1:
-                chunk_vals[s.labels[0]].append(vals)
-            else:
-                for j, lab in enumerate(s.labels):
-                    chunk_vals[lab].append(vals[:, j])
+    with no_gc():
+        _evaluate_chunks(chunks, specs, chunks_q, chunk_vals, num_docs_in_coll)
     query_ids = [q for c in chunks_q for q in c.tolist()]
     per_query = {lab: np.concatenate(v) for lab, v in chunk_vals.items()}
     summary: dict[str, float | int] = {}
@@ -282,3 +271,20 @@ def evaluate(
     for lab in gm_labels:
         del per_query[lab]
     return Evaluation(query_ids, per_query, summary, run.name, int_labels, show_runid, show_num_q)
+
+
+def _evaluate_chunks(chunks, specs, chunks_q, chunk_vals, num_docs_in_coll) -> None:
+    for rr in progress(chunks, desc="evaluating"):
+        ctx = _Ctx(rr)
+        chunks_q.append(rr.query_ids)
+        for s in specs:
+            if s.measure.name == "utility":
+                vals = s.measure.fn(ctx, s.params, num_docs_in_coll)
+            else:
+                vals = s.measure.fn(ctx, s.params)
+            vals = np.asarray(vals)
+            if vals.ndim == 1:
+                chunk_vals[s.labels[0]].append(vals)
+            else:
+                for j, lab in enumerate(s.labels):
+                    chunk_vals[lab].append(vals[:, j])
