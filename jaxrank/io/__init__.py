@@ -4,6 +4,7 @@ Strings, files and parsing live on the host (numpy); everything downstream works
 the dense integer indices these readers produce.
 """
 
+from jaxrank.io._beir import BeirData, BeirFormatError, read_beir, read_beir_jsonl
 from jaxrank.io._svmlight import RankingData, SvmlightFormatError, read_svmlight
 from jaxrank.io._trec import (
     Qrels,
@@ -16,11 +17,15 @@ from jaxrank.io._trec import (
 )
 
 __all__ = [
+    "BeirData",
+    "BeirFormatError",
     "Qrels",
     "RankingData",
     "Run",
     "SvmlightFormatError",
     "TrecFormatError",
+    "read_beir",
+    "read_beir_jsonl",
     "read_beir_qrels",
     "read_qrels",
     "read_run",
