@@ -1,0 +1,32 @@
+"""Rank fusion: normalizations, every established fusion method, learned fusion.
+
+Arrays in, arrays out (:func:`fuse_arrays`, jit-compiled and vmapped over queries),
+or runs in, runs out (:func:`fuse`, taking ``{qid: {docid: score}}`` dicts).
+
+Example:
+    >>> from jaxrank.fusion import fuse
+    >>> bm25 = {"q1": {"d1": 12.0, "d2": 9.5, "d3": 3.0}}
+    >>> dense = {"q1": {"d2": 0.91, "d4": 0.85}}
+    >>> fused = fuse([bm25, dense], method="rrf")
+    >>> list(fused["q1"])
+    ['d2', 'd1', 'd4', 'd3']
+"""
+
+from jaxrank.fusion._core import fuse_arrays
+from jaxrank.fusion._host import FusionInput, fuse, fuse_input, runs_to_arrays, to_dict
+from jaxrank.fusion._methods import METHODS, canonical_method
+from jaxrank.fusion._normalize import NORMALIZATIONS, canonical_norm, normalize
+
+__all__ = [
+    "METHODS",
+    "NORMALIZATIONS",
+    "FusionInput",
+    "canonical_method",
+    "canonical_norm",
+    "fuse",
+    "fuse_arrays",
+    "fuse_input",
+    "normalize",
+    "runs_to_arrays",
+    "to_dict",
+]
