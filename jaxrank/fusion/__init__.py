@@ -16,10 +16,12 @@ from jaxrank.fusion._core import fuse_arrays
 from jaxrank.fusion._host import FusionInput, fuse, fuse_input, runs_to_arrays, to_dict
 from jaxrank.fusion._methods import METHODS, canonical_method
 from jaxrank.fusion._normalize import NORMALIZATIONS, canonical_norm, normalize
+from jaxrank.fusion._train import TRAINED, qrels_to_dict, train
 
 __all__ = [
     "METHODS",
     "NORMALIZATIONS",
+    "TRAINED",
     "FusionInput",
     "canonical_method",
     "canonical_norm",
@@ -27,6 +29,8 @@ __all__ = [
     "fuse_arrays",
     "fuse_input",
     "normalize",
+    "qrels_to_dict",
     "runs_to_arrays",
     "to_dict",
+    "train",
 ]
