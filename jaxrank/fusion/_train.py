@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,7 +50,8 @@ def qrels_to_dict(qrels: Any) -> dict[str, dict[str, int]]:
         for i, q in enumerate(np.asarray(qrels.query_ids).astype(str)):
             a, b = int(qrels.offsets[i]), int(qrels.offsets[i + 1])
             docs = np.asarray(qrels.doc_ids[a:b]).astype(str)
-            out[str(q)] = dict(zip(docs.tolist(), np.asarray(qrels.relevance[a:b]).tolist()))
+            rels = np.asarray(qrels.relevance[a:b]).tolist()
+            out[str(q)] = dict(zip(docs.tolist(), rels, strict=True))
         return out
     raise TypeError(f"qrels must be a dict or a jaxrank.io.Qrels, got {type(qrels).__name__}")
 
@@ -119,7 +121,7 @@ def _segfuse(hits, lengths, judged):
 def _bayes(hits, lengths, judged):
     h, n = hits[judged], lengths[judged]
     odds = np.zeros(_BAYES_CUTOFFS[-1])
-    for a, b in zip(_BAYES_CUTOFFS[:-1], _BAYES_CUTOFFS[1:], strict=True):
+    for a, b in itertools.pairwise(_BAYES_CUTOFFS):
         p = 0.0
         for row, length in zip(h, n, strict=True):
             p += row[a : min(b, length)].sum() / (b - a) / len(h)
