@@ -13,7 +13,7 @@ Example:
 """
 
 from jaxrank.fusion._core import fuse_arrays
-from jaxrank.fusion._host import FusionInput, fuse, fuse_input, runs_to_arrays, to_dict
+from jaxrank.fusion._host import FusionInput, fuse, fuse_input, runs_to_arrays, to_dict, to_run
 from jaxrank.fusion._methods import METHODS, canonical_method
 from jaxrank.fusion._normalize import NORMALIZATIONS, canonical_norm, normalize
 from jaxrank.fusion._train import TRAINED, qrels_to_dict, train
@@ -32,5 +32,6 @@ __all__ = [
     "qrels_to_dict",
     "runs_to_arrays",
     "to_dict",
+    "to_run",
     "train",
 ]

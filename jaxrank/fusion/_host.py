@@ -263,7 +263,9 @@ def fuse(
         ``phi``, ``sigma``, ``alpha``, ``probs``, ``w``, ``map_scores``, ``log_odds``).
 
     Returns:
-      ``{qid: {docid: score}}`` in fused order (and the explanation when asked).
+      ``{qid: {docid: score}}`` in fused order when every input is a dict, else a
+      :class:`jaxrank.io.Run` (ranks 1..n in fused order); plus the explanation when
+      asked.
 
     Example:
       >>> fuse([{"q": {"a": 3.0, "b": 1.0}}, {"q": {"b": 0.9, "c": 0.2}}], method="rrf")
@@ -288,7 +290,8 @@ def fuse(
         **params,
     )
     (d, s, w), detail = (out, None) if not explain else out
-    fused = to_dict(x, d, s, w)
+    as_dict = all(isinstance(r, Mapping) for r in runs)
+    fused = to_dict(x, d, s, w) if as_dict else to_run(x, d, s, w, name=f"fused-{method}")
     if not explain:
         return fused
     expl: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
@@ -317,3 +320,15 @@ def to_dict(x: FusionInput, doc_idx, scores, where) -> dict[str, dict[str, float
         n = int(where[qi].sum())
         out[str(q)] = dict(zip(names[qi, :n].tolist(), scores[qi, :n].tolist(), strict=True))
     return out
+
+
+def to_run(x: FusionInput, doc_idx, scores, where, name: str = "fused"):
+    """Fused arrays to a :class:`jaxrank.io.Run` (fused order, ranks 1..n)."""
+    from jaxrank.io import Run
+
+    counts = where.sum(axis=1).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    docs = x.vocab[doc_idx[where]].astype(object)
+    ranks = np.broadcast_to(np.arange(1, where.shape[1] + 1), where.shape)[where].astype(np.int64)
+    qids = x.query_ids.astype(object)
+    return Run(qids, offsets, docs, scores[where].astype(np.float64), ranks, name)
