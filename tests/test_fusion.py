@@ -25,6 +25,7 @@ from jaxrank.eval import evaluate
 from jaxrank.fusion import (
     METHODS,
     NORMALIZATIONS,
+    TRAINED,
     fuse,
     fuse_arrays,
     normalize,
@@ -195,9 +196,7 @@ def test_ranx_anchor_numbers(scifact):
             assert round(got, 4) == value
 
 
-@pytest.mark.parametrize(
-    "method", ["posfuse", "probfuse", "segfuse", "slidefuse", "mapfuse", "bayesfuse"]
-)
+@pytest.mark.parametrize("method", TRAINED)
 def test_trained_methods_match_ranx(scifact, method):
     import ranx
     from ranx import fusion as rf
