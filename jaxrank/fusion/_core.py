@@ -35,12 +35,16 @@ _MONOTONE = frozenset(
 )
 
 
-def _gather_candidates(doc_ids, scores, where, ranks, *, norm, degenerate, rank_source):
+def _gather_candidates(
+    doc_ids, scores, where, ranks, *, norm, degenerate, rank_source, presorted=False
+):
     """One query: [M, K] inputs -> (Candidates, slot doc ids [N])."""
     M, K = doc_ids.shape
     N = M * K
     dt = scores.dtype
-    if ranks is None:
+    if ranks is None and presorted:
+        ranks = jnp.broadcast_to(jnp.arange(1, K + 1), (M, K))
+    elif ranks is None:
         ranks = _ranks_by_score(scores, where, doc_ids)
     ranks = ranks.astype(dt)
     n_run = jnp.sum(where, axis=-1).astype(dt)
@@ -48,20 +52,20 @@ def _gather_candidates(doc_ids, scores, where, ranks, *, norm, degenerate, rank_
     normed = normalize(scores, where, method=pre, ranks=ranks, degenerate=degenerate)
     if rank_source == "score" and norm not in _MONOTONE:
         ranks = _ranks_by_score(normed, where, doc_ids).astype(dt)
-    # Union: sort the flattened doc indices (descending doc index, padding last).
+    # Union without a permutation: sort the doc keys alone (one int32 sort), then find
+    # each entry's slot (its key's first position in the sorted keys) by binary search.
+    # Slots are in doc index descending order; a slot is a candidate where a run of
+    # equal keys starts.
     flat_doc = doc_ids.reshape(N)
     flat_ok = where.reshape(N)
-    key = jnp.where(flat_ok, -flat_doc, jnp.iinfo(jnp.int32).max)
-    order = jnp.argsort(key, stable=True)
-    skey = key[order]
-    sok = flat_ok[order]
-    first = sok & jnp.concatenate([jnp.ones(1, bool), skey[1:] != skey[:-1]])
-    slot_sorted = jnp.cumsum(first) - 1
-    slot = jnp.zeros(N, slot_sorted.dtype).at[order].set(slot_sorted)
+    pad_key = jnp.iinfo(jnp.int32).max
+    key = jnp.where(flat_ok, -flat_doc, pad_key)
+    skey = jnp.sort(key)
+    valid = (skey != pad_key) & jnp.concatenate([jnp.ones(1, bool), skey[1:] != skey[:-1]])
+    slot = jnp.searchsorted(skey, key, side="left", method="scan_unrolled")
     slot = jnp.where(flat_ok, slot, N)
-    n_cand = jnp.sum(first)
-    valid = jnp.arange(N) < n_cand
-    slot_doc = jnp.full(N, -1, jnp.int32).at[slot].set(flat_doc, mode="drop")
+    n_cand = jnp.sum(valid)
+    slot_doc = jnp.where(valid, -skey, -1)
     run_idx = jnp.repeat(jnp.arange(M), K)
     S = jnp.zeros((M, N), dt).at[run_idx, slot].set(normed.reshape(N), mode="drop")
     raw = jnp.zeros((M, N), dt).at[run_idx, slot].set(scores.reshape(N), mode="drop")
@@ -87,10 +91,29 @@ def _gather_candidates(doc_ids, scores, where, ranks, *, norm, degenerate, rank_
 
 
 def _fuse_query(
-    doc_ids, scores, where, ranks, params, *, method, norm, k_out, degenerate, rank_source, explain
+    doc_ids,
+    scores,
+    where,
+    ranks,
+    params,
+    *,
+    method,
+    norm,
+    k_out,
+    degenerate,
+    rank_source,
+    explain,
+    presorted,
 ):
     cand, slot_doc = _gather_candidates(
-        doc_ids, scores, where, ranks, norm=norm, degenerate=degenerate, rank_source=rank_source
+        doc_ids,
+        scores,
+        where,
+        ranks,
+        norm=norm,
+        degenerate=degenerate,
+        rank_source=rank_source,
+        presorted=presorted,
     )
     fused, contrib = combine(method, cand, params)
     N = fused.shape[0]
@@ -139,7 +162,16 @@ def _check_params(method, params):
 
 @partial(
     jax.jit,
-    static_argnames=("method", "norm", "k", "degenerate", "rank_from", "explain", "zero_based"),
+    static_argnames=(
+        "method",
+        "norm",
+        "k",
+        "degenerate",
+        "rank_from",
+        "explain",
+        "zero_based",
+        "presorted",
+    ),
 )
 def _fuse_jit(
     doc_ids,
@@ -155,6 +187,7 @@ def _fuse_jit(
     rank_from,
     explain,
     zero_based,
+    presorted,
 ):
     params = dict(params)
     params["zero_based"] = zero_based
@@ -169,6 +202,7 @@ def _fuse_jit(
         degenerate=degenerate,
         rank_source=rank_from,
         explain=explain,
+        presorted=presorted,
     )
     r = None if ranks is None else ranks.reshape(flat)
     in_axes = (0, 0, 0, None if r is None else 0, None)
@@ -191,6 +225,7 @@ def fuse_arrays(
     zero_based: bool = False,
     degenerate: float | None = None,
     explain: bool = False,
+    presorted: bool = False,
     **params,
 ):
     """Fuse M runs per query and return the fused top-``k``.
@@ -212,6 +247,9 @@ def fuse_arrays(
         (rank-rank's convention); the default is the canonical ``1/(k + r)``.
       degenerate: min-max value for a list whose scores are all equal (ranx: 0;
         Pyserini: 1).
+      presorted: promise that each run's real entries come first and in rank order
+        (score descending, ties by doc index descending), as retrieval output and
+        sorted TREC files are; ranks are then positions and no sort is needed.
       explain: also return each returned document's per-run ``raw`` score,
         ``norm`` score, ``rank``, ``present`` flag and ``contribution``
         (each ``[..., M, k]``).
@@ -288,4 +326,5 @@ def fuse_arrays(
         rank_from=rank_from,
         explain=explain,
         zero_based=bool(zero_based),
+        presorted=bool(presorted) and ranks is None,
     )

@@ -188,6 +188,27 @@ def _precision(dtype: str):
     raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
 
 
+def _presort(doc_ids, scores, where):
+    """Entries of every row in rank order (score desc, doc id desc), padding last.
+
+    Only rows not already in that order are sorted (retrieval output usually is), so
+    the array core can take ranks as positions instead of sorting in-graph.
+    """
+    s = np.where(where, scores, -np.inf)
+    a, b = s[..., :-1], s[..., 1:]
+    da, db = doc_ids[..., :-1], doc_ids[..., 1:]
+    fine = (a > b) | ((a == b) & (da > db)) | ~where[..., 1:]
+    bad = ~fine.all(axis=-1)
+    if not bad.any():
+        return doc_ids, scores
+    doc_ids, scores = doc_ids.copy(), scores.copy()
+    rows_d, rows_s = doc_ids[bad], s[bad]
+    order = np.lexsort((-rows_d.astype(np.int64), -rows_s), axis=-1)
+    doc_ids[bad] = np.take_along_axis(rows_d, order, axis=-1)
+    scores[bad] = np.take_along_axis(scores[bad], order, axis=-1)
+    return doc_ids, scores
+
+
 def fuse_input(
     x: FusionInput,
     *,
@@ -206,11 +227,14 @@ def fuse_input(
     if rank_from not in ("score", "file"):
         raise ValueError(f"rank_from must be 'score' or 'file', got {rank_from!r}")
     ctx, np_dt = _precision(dtype)
+    doc_ids, scores, where = x.doc_ids, x.scores, x.where
+    if rank_from == "score":
+        doc_ids, scores = _presort(doc_ids, scores, where)
     with ctx:
         out = fuse_arrays(
-            x.doc_ids,
-            x.scores.astype(np_dt),
-            x.where,
+            doc_ids,
+            scores.astype(np_dt),
+            where,
             method=method,
             norm=norm,
             k=k,
@@ -219,6 +243,7 @@ def fuse_input(
             zero_based=zero_based,
             degenerate=degenerate,
             explain=explain,
+            presorted=rank_from == "score",
             **{
                 n: (np.asarray(v, np_dt) if isinstance(v, (list, tuple, np.ndarray)) else v)
                 for n, v in params.items()

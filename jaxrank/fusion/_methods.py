@@ -240,17 +240,21 @@ def _condorcet_order(c: Candidates, weights):
     n = W.shape[0]
     ar = jnp.arange(n)
 
-    def body(i, order):
+    def body(i, carry):
+        order, filled_count = carry
         beats = W[i, order] > W[order, i]
-        filled = ar < i
+        filled = ar < filled_count
         pos = jnp.max(jnp.where(filled & ~beats, ar + 1, 0))
         shifted = jnp.roll(order, 1)
-        tail = jnp.where(ar <= i, shifted, order)
+        tail = jnp.where(ar <= filled_count, shifted, order)
         new = jnp.where(ar < pos, order, jnp.where(ar == pos, i, tail))
-        return jnp.where(c.valid[i], new, order)
+        ok = c.valid[i]
+        return jnp.where(ok, new, order), filled_count + ok.astype(filled_count.dtype)
 
-    order = jax.lax.fori_loop(0, n, body, ar.astype(jnp.int32))
-    position = jnp.zeros(n, jnp.int32).at[order].set(ar.astype(jnp.int32))
+    init = (jnp.zeros(n, jnp.int32), jnp.zeros((), jnp.int32))
+    order, count = jax.lax.fori_loop(0, n, body, init)
+    target = jnp.where(ar < count, order, n)  # only the placed candidates
+    position = jnp.zeros(n, jnp.int32).at[target].set(ar.astype(jnp.int32), mode="drop")
     return position, W
 
 
