@@ -26,8 +26,11 @@ from jaxrank.fusion import (
     METHODS,
     NORMALIZATIONS,
     TRAINED,
+    approx_ndcg,
     fuse,
     fuse_arrays,
+    grid_search,
+    learn_weights,
     normalize,
     runs_to_arrays,
     train,
@@ -589,3 +592,52 @@ def test_fuse_reads_trec_files_and_returns_a_run(shared_data, tmp_path):
     first = fused.query_ids[0]
     s = slice(fused.offsets[0], fused.offsets[1])
     assert fused.doc_ids[s].tolist() == list(via_dicts[first])
+
+
+# --------------------------------------------------------------------------- optimization
+
+
+def _toy_learning_problem():
+    """Run "good" ranks the relevant doc of every query first, run "bad" last."""
+    rng = np.random.default_rng(0)
+    good, bad, qrels = {}, {}, {}
+    for q in range(8):
+        docs = [f"q{q}d{i}" for i in range(6)]
+        rel = docs[rng.integers(6)]
+        others = [d for d in docs if d != rel]
+        good[f"q{q}"] = {d: float(6 - i) for i, d in enumerate([rel, *others])}
+        bad[f"q{q}"] = {d: float(6 - i) for i, d in enumerate([*others, rel])}
+        qrels[f"q{q}"] = {rel: 1}
+    return [bad, good], qrels
+
+
+def test_grid_search_finds_the_good_run():
+    runs, qrels = _toy_learning_problem()
+    best = grid_search(runs, qrels, method="wsum")
+    assert best["ndcg_cut_10"] == 1.0
+    assert best["weights"][1] > best["weights"][0]
+    best = grid_search(runs, qrels, method="rrf", rrf_k_grid=(10, 60))
+    assert best["ndcg_cut_10"] == 1.0 and best["rrf_k"] in (10, 60)
+    assert best["weights"][1] > best["weights"][0]
+
+
+@pytest.mark.parametrize("method", ["wsum", "rrf"])
+def test_learn_weights_moves_weight_to_the_good_run(method):
+    runs, qrels = _toy_learning_problem()
+    out = learn_weights(runs, qrels, method=method, steps=30, learning_rate=0.1)
+    assert out["objective"][-1] > out["objective"][0]
+    assert out["weights"][1] > out["weights"][0]
+    assert sum(out["weights"]) == pytest.approx(2.0, rel=1e-5)
+    if method == "rrf":
+        assert out["rrf_k"] > 0
+
+
+def test_approx_ndcg_approaches_exact_ndcg_at_low_temperature():
+    # one query, scores 3 > 2 > 1, gains 0, 1, 0: exact NDCG = (1/log2 3) / 1
+    fused = jnp.array([[3.0, 2.0, 1.0]])
+    labels = jnp.array([[0.0, 1.0, 0.0]])
+    valid = jnp.ones((1, 3), bool)
+    got = approx_ndcg(fused, labels, valid, jnp.array([1.0]), temperature=1e-3)
+    assert float(got) == pytest.approx(1 / math.log2(3), rel=1e-4)
+    grad = jax.grad(lambda f: approx_ndcg(f, labels, valid, jnp.array([1.0])))(fused)
+    assert float(grad[0, 1]) > 0  # raising the relevant doc's score helps

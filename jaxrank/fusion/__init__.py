@@ -16,6 +16,7 @@ from jaxrank.fusion._core import fuse_arrays
 from jaxrank.fusion._host import FusionInput, fuse, fuse_input, runs_to_arrays, to_dict, to_run
 from jaxrank.fusion._methods import METHODS, canonical_method
 from jaxrank.fusion._normalize import NORMALIZATIONS, canonical_norm, normalize
+from jaxrank.fusion._optimize import approx_ndcg, grid_search, learn_weights
 from jaxrank.fusion._train import TRAINED, qrels_to_dict, train
 
 __all__ = [
@@ -23,11 +24,14 @@ __all__ = [
     "NORMALIZATIONS",
     "TRAINED",
     "FusionInput",
+    "approx_ndcg",
     "canonical_method",
     "canonical_norm",
     "fuse",
     "fuse_arrays",
     "fuse_input",
+    "grid_search",
+    "learn_weights",
     "normalize",
     "qrels_to_dict",
     "runs_to_arrays",
