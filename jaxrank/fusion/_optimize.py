@@ -208,27 +208,28 @@ def learn_weights(
 
     theta = {"w": jnp.zeros(M), "k": jnp.asarray(np.log(np.expm1(init_k)), jnp.float32)}
 
-    def objective(th):
+    def objective(th, data):
+        d, s, w, labels, valid, ideal = data
         weights = jax.nn.softmax(th["w"]) * M
         k = jax.nn.softplus(th["k"]) if (learn_k and method == "rrf") else init_k
-        fused, _, _ = _fused_candidates(
-            d, s, w, {"weights": weights, "k": k}, method=method, norm=norm
-        )
-        return approx_ndcg(fused, labels_j, valid_j, ideal_j, temperature)
+        params = {"weights": weights, "k": k}
+        fused, _, _ = _fused_candidates(d, s, w, params, method=method, norm=norm)
+        return approx_ndcg(fused, labels, valid, ideal, temperature)
 
     opt = optax.adam(learning_rate)
     state = opt.init(theta)
 
-    @jax.jit
-    def step(th, st):
-        val, grad = jax.value_and_grad(objective)(th)
+    @jax.jit  # the data are arguments, not constants: nothing to constant-fold
+    def step(th, st, data):
+        val, grad = jax.value_and_grad(objective)(th, data)
         grad = jax.tree.map(lambda g: -g, grad)
         upd, st = opt.update(grad, st, th)
         return optax.apply_updates(th, upd), st, val
 
+    data = (d, s, w, labels_j, valid_j, ideal_j)
     history = []
     for _ in range(steps):
-        theta, state, val = step(theta, state)
+        theta, state, val = step(theta, state, data)
         history.append(float(val))
     out: dict[str, Any] = {
         "weights": (jax.nn.softmax(theta["w"]) * M).tolist(),
