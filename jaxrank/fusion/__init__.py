@@ -1,7 +1,17 @@
 """Rank fusion: normalizations, every established fusion method, learned fusion.
 
-Arrays in, arrays out (:func:`fuse_arrays`, jit-compiled and vmapped over queries),
-or runs in, runs out (:func:`fuse`, taking ``{qid: {docid: score}}`` dicts).
+* :func:`fuse_arrays` -- arrays in, arrays out: ``[..., M, K]`` doc indices, scores and
+  ``where`` per query; union of candidates, normalization, fusion and fused top-K,
+  jit-compiled and vmapped over queries (:mod:`jaxrank.fusion._core`).
+* :func:`fuse` -- runs in, runs out: ``{qid: {docid: score}}`` dicts,
+  :class:`jaxrank.io.Run` objects or TREC files; ``explain=True`` gives each run's
+  contribution to each fused document.
+* :data:`METHODS` (30, with references in :mod:`jaxrank.fusion._methods`) and
+  :data:`NORMALIZATIONS` (11, :mod:`jaxrank.fusion._normalize`), equal to ranx 0.3.21
+  and Pyserini where those define them.
+* :func:`train` -- the probabilistic methods' parameters from judgments;
+  :func:`grid_search` and :func:`learn_weights` -- weights and RRF k chosen on training
+  queries, by grid or by gradient on :func:`approx_ndcg` with optax.
 
 Example:
     >>> from jaxrank.fusion import fuse

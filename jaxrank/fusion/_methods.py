@@ -33,7 +33,7 @@ method                  fused score                                     referenc
 ``wsum``                Σ w_m s_m (``interpolation``: w = α, 1-α)       Wu & Crestani 2002
 ``wmnz``                Σ s_m · Σ_{retrieving} w_m                      Wu & Crestani 2002
 ``mixed``               √c·Σ w_m s_m                                    Wu & Crestani 2002
-``rrf``                 Σ w_m / (k + r_m) (``zero_based``: k + r_m - 1) Cormack et al., SIGIR 2009
+``rrf``                 Σ w_m / (k + r_m); 0-based: 1/(k + r_m - 1)      Cormack et al., SIGIR 2009
 ``isr``                 c·Σ 1/r_m²                                      Mourão et al., CMIG 2015
 ``log_isr``             log(c)·Σ 1/r_m²                                 Mourão et al. 2015
 ``logn_isr``            log(c + σ)·Σ 1/r_m²                             Mourão et al. 2015
