@@ -641,3 +641,36 @@ def test_approx_ndcg_approaches_exact_ndcg_at_low_temperature():
     assert float(got) == pytest.approx(1 / math.log2(3), rel=1e-4)
     grad = jax.grad(lambda f: approx_ndcg(f, labels, valid, jnp.array([1.0])))(fused)
     assert float(grad[0, 1]) > 0  # raising the relevant doc's score helps
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_fuse_writes_a_trec_run(shared_data, tmp_path, capsys):
+    from jaxrank.cli import main
+
+    folder = shared_data / "pyserini_fusion_fixtures"
+    out = tmp_path / "fused.trec"
+    runs = [str(folder / f"simple_trec_run_fusion_{i}.txt") for i in (1, 2)]
+    rc = main(
+        [
+            "fuse",
+            *runs,
+            "--method",
+            "rrf",
+            "--rank-from",
+            "file",
+            "--float64",
+            "--tag",
+            "test",
+            "-o",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    want = (folder / "simple_trec_run_rrf_verify.txt").read_text().split()
+    assert out.read_text().split() == want  # Pyserini's expected RRF file, token by token
+    rc = main(["fuse", runs[0], "--method", "rrf"])
+    assert rc == 2 and "at least two runs" in capsys.readouterr().err
+    rc = main(["fuse", *runs, "--method", "posfuse"])
+    assert rc == 2 and "--qrels" in capsys.readouterr().err

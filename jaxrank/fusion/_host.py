@@ -293,7 +293,8 @@ def fuse(
       asked.
 
     Example:
-      >>> fuse([{"q": {"a": 3.0, "b": 1.0}}, {"q": {"b": 0.9, "c": 0.2}}], method="rrf")
+      >>> runs = [{"q": {"a": 3.0, "b": 1.0}}, {"q": {"b": 0.9, "c": 0.2}}]
+      >>> fuse(runs, method="rrf")  # doctest: +ELLIPSIS
       {'q': {'b': 0.03252247..., 'a': 0.01639344..., 'c': 0.01612903...}}
     """
     canonical_method(method)

@@ -180,7 +180,10 @@ def learn_weights(
     Returns:
       ``{"weights": [...], "rrf_k": k (RRF), "objective": [per-step approx NDCG]}``.
     """
-    import optax
+    try:
+        import optax
+    except ImportError as err:  # optax is in jaxrank's allowed runtime set, not required
+        raise ImportError("learn_weights needs optax: pip install optax") from err
 
     method = canonical_method(method)
     norm = canonical_norm(norm)
