@@ -62,7 +62,7 @@ def _gather_candidates(
     key = jnp.where(flat_ok, -flat_doc, pad_key)
     skey = jnp.sort(key)
     valid = (skey != pad_key) & jnp.concatenate([jnp.ones(1, bool), skey[1:] != skey[:-1]])
-    slot = jnp.searchsorted(skey, key, side="left", method="scan_unrolled")
+    slot = jnp.searchsorted(skey, key, side="left", method="scan")
     slot = jnp.where(flat_ok, slot, N)
     n_cand = jnp.sum(valid)
     slot_doc = jnp.where(valid, -skey, -1)
