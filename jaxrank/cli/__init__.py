@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from jaxrank import __version__
 
-_COMMANDS: tuple[str, ...] = ("_eval", "_compare", "_demo", "_index", "_search")
+_COMMANDS: tuple[str, ...] = ("_eval", "_compare", "_fuse", "_index", "_search", "_demo")
 
 
 class UserError(Exception):
