@@ -470,8 +470,8 @@ def test_count_and_sort_methods_agree():
     j = rng.random((20, 40)) < 0.9
     for name, fn in ALL_FNS:
         for ties in ("first",) if name in FIRST_ONLY else ("first", "average"):
-            a = run(lambda *x, fn=fn, t=ties: fn(*x, t, "count"), s, y, w, j)
-            b = run(lambda *x, fn=fn, t=ties: fn(*x, t, "sort"), s, y, w, j)
+            a = jax.jit(lambda *x, fn=fn, t=ties: fn(*x, t, "count"))(s, y, w, j)
+            b = jax.jit(lambda *x, fn=fn, t=ties: fn(*x, t, "sort"))(s, y, w, j)
             np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)
 
 
