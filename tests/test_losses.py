@@ -223,6 +223,8 @@ ALL = [
     ("mse", L.mse_loss),
     ("approx_ndcg@2", functools.partial(L.approx_ndcg_loss, k=2)),
     ("approx_mrr", L.approx_mrr_loss),
+    ("margin_mse", L.margin_mse_loss),  # labels play the teacher's scores
+    ("kl_distillation", functools.partial(L.kl_distillation_loss, temperature=2.0)),
 ] + [
     (f"logistic+{lw}", functools.partial(L.pairwise_logistic_loss, lambdaweight_fn=fn))
     for lw, fn in [
@@ -315,3 +317,45 @@ def test_batch_vmap_and_errors():
         L.dcg_lambdaweight(s, y, topn=0)
     with pytest.raises(ValueError, match="k"):
         L.approx_ndcg_loss(s, y, k=0)
+
+
+# ------------------------------------------------------------------ contrastive / distillation
+
+
+def _log_softmax_np(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_infonce_matches_numpy():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(3, 4)).astype(np.float32)
+    d = rng.normal(size=(5, 4)).astype(np.float32)  # 3 positives + 2 hard negatives
+    valid = np.array([True, True, True, False, True])
+    pos = np.array([2, 0, 1])
+    got = run(L.infonce_loss, q, d, pos, temperature=0.5, where=valid, reduce_fn=None)
+    # numpy: log-softmax over the valid documents of q @ d.T / T, at the positive.
+    logits = (q @ d.T / 0.5)[:, valid]
+    want = -_log_softmax_np(logits)[np.arange(3), [2, 0, 1]]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    qn = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    dn = d / np.linalg.norm(d, axis=-1, keepdims=True)
+    want = -np.diag(_log_softmax_np(qn @ dn[:3].T / 0.05))
+    np.testing.assert_allclose(
+        run(L.infonce_loss, q, d[:3], normalize=True, reduce_fn=None), want, rtol=1e-4
+    )
+    grad = jax.grad(lambda d: L.infonce_loss(q, d, pos, where=valid))(jnp.asarray(d))
+    assert np.all(np.asarray(grad)[3] == 0.0) and np.all(np.isfinite(grad))
+    with pytest.raises(ValueError, match="documents"):
+        L.infonce_loss(q, d[:, :2])
+
+
+def test_margin_mse_and_kl_distillation_hand_values():
+    # Margin-MSE on (pos, neg): ((3 - 1) - (5 - 4))^2 = 1 (Hofstätter et al.).
+    assert float(L.margin_mse_loss(np.float32([3, 1]), np.float32([5, 4]))) == pytest.approx(1.0)
+    s, t = np.float32([0.5, -1.0, 2.0]), np.float32([1.0, 0.0, 3.0])
+    pt, ps = _log_softmax_np(t / 2.0), _log_softmax_np(s / 2.0)
+    want = 4.0 * np.sum(np.exp(pt) * (pt - ps))  # T^2 KL(teacher || student)
+    assert float(run(L.kl_distillation_loss, s, t, temperature=2.0)) == pytest.approx(
+        want, rel=1e-5
+    )

@@ -13,7 +13,9 @@ each with an optional ``lambdaweight_fn``: :func:`labeldiff_lambdaweight`,
 :func:`dcg_lambdaweight`, :func:`ndcg_lambdaweight`, :func:`dcg2_lambdaweight`,
 :func:`precision_lambdaweight`), listwise (:func:`softmax_loss`,
 :func:`poly1_softmax_loss`, :func:`unique_softmax_loss`, :func:`listmle_loss`) and
-approximate metrics (:func:`approx_ndcg_loss`, :func:`approx_mrr_loss`).
+approximate metrics (:func:`approx_ndcg_loss`, :func:`approx_mrr_loss`), contrastive
+and distillation (:func:`infonce_loss`, :func:`margin_mse_loss`,
+:func:`kl_distillation_loss`).
 
 Example:
     >>> import functools, jax, jax.numpy as jnp
@@ -28,6 +30,7 @@ Example:
 """
 
 from jaxrank.losses._approx import approx_mrr_loss, approx_ndcg_loss, approx_ranks
+from jaxrank.losses._contrastive import infonce_loss, kl_distillation_loss, margin_mse_loss
 from jaxrank.losses._lambdaweights import (
     dcg2_lambdaweight,
     dcg_lambdaweight,
@@ -57,8 +60,11 @@ __all__ = [
     "approx_ranks",
     "dcg2_lambdaweight",
     "dcg_lambdaweight",
+    "infonce_loss",
+    "kl_distillation_loss",
     "labeldiff_lambdaweight",
     "listmle_loss",
+    "margin_mse_loss",
     "mse_loss",
     "ndcg_lambdaweight",
     "pairwise_hinge_loss",
