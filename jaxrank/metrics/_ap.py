@@ -46,7 +46,8 @@ def average_precision(
         \frac{1}{g} \sum_{x=0}^{m-1} \frac{A + 1 + x\,\frac{r-1}{g-1}}{a + 1 + x},
         \qquad m = \min(g, \max(0, k - a)),
 
-    the exact expectation over random tie-breaking.
+    the exact expectation over random tie-breaking (the harmonic sums come from a float32
+    table of :math:`H_m`, so very large tie groups deep in long lists lose a few digits).
 
     Args:
       scores, labels, where: ``[..., n]`` scores, labels, optional bool validity mask.
