@@ -157,3 +157,18 @@ def test_scores_tie_on_float32_values():
     run = Run.from_dict({"q": {"a": 1.0 + 1e-9, "b": 1.0}})
     qrels = Qrels.from_dict({"q": {"b": 1}})
     assert evaluate(qrels, run, ["P.1"]).summary["P_1"] == 1.0
+
+
+def test_native_and_python_parsers_agree(tmp_path, monkeypatch):
+    # comment and blank lines leave unfilled rows in the native span buffers
+    text = "# header\n\n" + RUN.replace("q1 Q0 d2", "\nq1 Q0 d2") + "  # trailing comment\n"
+    path = _write(tmp_path, "run", text)
+    native = read_run(path, ranks=True)
+    import jaxrank.io._native_parse as native_parse
+
+    monkeypatch.setattr(native_parse, "parse_columns", lambda *a: None)
+    python = read_run(path, ranks=True)
+    assert native.to_dict() == python.to_dict() == Run.from_dict(
+        {"q1": {"d1": 3.0, "d2": 2.0}, "q2": {"d3": 1.5}}
+    ).to_dict()
+    assert native.ranks.tolist() == python.ranks.tolist() and native.name == python.name

@@ -64,11 +64,9 @@ def _from_dict(d: Mapping[str, Mapping[str, float]], name: str) -> _Flat:
 
 def _as_flat(run: Any, i: int) -> _Flat:
     if isinstance(run, (str, os.PathLike)):
-        try:
-            from jaxrank.io import read_run
-        except ImportError as err:  # pragma: no cover - io lands with the lead's branch
-            raise ImportError("reading TREC files needs jaxrank.io") from err
-        run = read_run(run)
+        from jaxrank.io import read_run
+
+        run = read_run(run, ranks=True)  # rank_from="file" fuses by the file's ranks
     if isinstance(run, Mapping):
         return _from_dict(run, f"run{i}")
     if hasattr(run, "offsets") and hasattr(run, "doc_ids"):

@@ -71,7 +71,7 @@ class NativeColumns:
         count = self.nrec if rows is None else len(rows)
         if count == 0:
             return []
-        lens = self.lens.reshape(-1, self.ncols)[:, col]
+        lens = self.lens.reshape(-1, self.ncols)[: self.nrec, col]  # rows past nrec are unset
         size = int(lens.sum() if rows is None else lens[rows].sum()) + count
         out = ctypes.create_string_buffer(size)
         rows_p = None if rows is None else _ptr(np.ascontiguousarray(rows, np.int64), _I64P)
