@@ -99,6 +99,11 @@ def available() -> bool:
     return bool(_get()["available"])
 
 
+def library() -> ctypes.CDLL | None:
+    """The loaded native library (for host-side helpers such as the TREC parser), or None."""
+    return _get().get("_lib")
+
+
 def native_info() -> dict[str, Any]:
     """What the native core is doing on this machine.
 

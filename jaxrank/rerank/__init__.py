@@ -7,6 +7,9 @@
 ``[B, N, Lq, Ld]`` is never materialized. Both paths agree to float32
 rounding and share one ``jax.custom_vjp``.
 
+Also: :func:`mmr` and :func:`dpp` diversification, :func:`pool_tokens` (Ward token
+pooling as in PyLate), :func:`maxsim_alignment` / :func:`highlight` explanations.
+
 Example:
     >>> import jax, jax.numpy as jnp
     >>> from jaxrank.rerank import maxsim
@@ -16,6 +19,18 @@ Example:
     (4, 100)
 """
 
+from jaxrank.rerank._diversity import dpp, mmr
+from jaxrank.rerank._explain import Alignment, highlight, maxsim_alignment
 from jaxrank.rerank._maxsim import maxsim
+from jaxrank.rerank._pooling import pool_tokens, ward_clusters
 
-__all__ = ["maxsim"]
+__all__ = [
+    "Alignment",
+    "dpp",
+    "highlight",
+    "maxsim",
+    "maxsim_alignment",
+    "mmr",
+    "pool_tokens",
+    "ward_clusters",
+]

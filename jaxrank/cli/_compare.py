@@ -1,0 +1,57 @@
+"""``jaxrank compare QRELS RUN1 RUN2 ...``: significance of differences to RUN1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jaxrank.cli._common import add_qrels_format, load_qrels, show_warnings_briefly
+from jaxrank.eval import compare
+from jaxrank.io import read_run
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare runs with paired significance tests",
+        description=(
+            "Compare RUN2... against the baseline RUN1 per query: paired t-test, Fisher "
+            "randomization test, bootstrap confidence interval of the mean difference, and "
+            "Holm or Bonferroni correction across all comparisons."
+        ),
+    )
+    p.add_argument("qrels")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="baseline first")
+    p.add_argument(
+        "-m",
+        "--measure",
+        action="append",
+        dest="measures",
+        metavar="MEASURE",
+        help="trec_eval measure (repeatable; default: map and ndcg_cut.10)",
+    )
+    p.add_argument("--trials", type=int, default=10_000, help="randomization/bootstrap trials")
+    p.add_argument("--correction", choices=("holm", "bonferroni", "none"), default="holm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("-l", type=int, default=1, dest="level", metavar="N", help="relevance level")
+    add_qrels_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    show_warnings_briefly()
+    if len(args.runs) < 2:
+        raise ValueError("give at least two runs (the first is the baseline)")
+    result = compare(
+        load_qrels(args.qrels, args.qrels_format),
+        [read_run(r) for r in args.runs],
+        args.measures or ["map", "ndcg_cut.10"],
+        trials=args.trials,
+        correction=args.correction,
+        seed=args.seed,
+        relevance_level=args.level,
+    )
+    out = {"table": result.format_table, "json": result.format_json, "csv": result.format_csv}
+    sys.stdout.write(out[args.format]())
+    return 0

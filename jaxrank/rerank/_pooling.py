@@ -1,0 +1,142 @@
+"""Token pooling of multi-vector documents by hierarchical (Ward) clustering.
+
+Late-interaction indexes store one vector per document token; pooling similar tokens
+cuts storage and MaxSim time with little effect on quality (Clavié et al., 2024).
+:func:`pool_tokens` follows PyLate's ``pool_embeddings_hierarchical``:
+
+1. the first ``protected_tokens`` tokens (e.g. ``[CLS]``) are kept unchanged;
+2. the other ``n`` tokens are described by their rows of ``1 - E E^T`` (cosine
+   distances to every token), clustered with Ward's minimum-variance linkage into
+   ``max(n // pool_factor, 1)`` clusters (SciPy's ``fcluster(..., "maxclust")`` cut);
+3. each cluster becomes the mean of its token vectors (not re-normalized).
+
+Ward's agglomeration runs in JAX with Lance-Williams updates of the squared distances,
+
+.. math:: d^2(k, a \\cup b) = \\frac{(n_a + n_k) d^2(k, a) + (n_b + n_k) d^2(k, b)
+          - n_k d^2(a, b)}{n_a + n_b + n_k},
+
+``O(n^2)`` per merge, vmapped over a batch of padded documents. The partition equals
+SciPy's except where float32 rounding flips a near-tie. Pooled tokens come first,
+ordered by their smallest token index, then the protected tokens (MaxSim does not
+depend on the order).
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrank.rerank import pool_tokens
+    >>> docs = jax.random.normal(jax.random.key(0), (2, 12, 8))
+    >>> docs = docs / jnp.linalg.norm(docs, axis=-1, keepdims=True)
+    >>> pooled, mask = pool_tokens(docs, doc_lengths=jnp.array([12, 7]), pool_factor=2)
+    >>> pooled.shape, mask.sum(-1).tolist()    # 1 + 11 // 2 and 1 + 6 // 2 tokens
+    ((2, 6, 8), [6, 4])
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["pool_tokens", "ward_clusters"]
+
+
+def ward_clusters(features: jax.Array, valid: jax.Array, num_clusters: jax.Array) -> jax.Array:
+    """Ward agglomeration of ``features [n, f]`` (rows where ``valid``) to ``num_clusters``.
+
+    Returns ``[n]`` int32 labels: each valid row's label is the smallest row index of its
+    cluster; invalid rows get ``-1``.
+    """
+    n = features.shape[0]
+    x = jnp.where(valid[:, None], features.astype(jnp.float32), 0.0)
+    sq = jnp.sum(x * x, axis=-1)
+    d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
+    # Inactive rows/columns and the diagonal hold +inf, so each step is one argmin.
+    live = valid[:, None] & valid[None, :] & ~jnp.eye(n, dtype=bool)
+    d2 = jnp.where(live, d2, jnp.inf)
+    sizes = valid.astype(jnp.float32)
+    labels = jnp.where(valid, jnp.arange(n, dtype=jnp.int32), -1)
+    merges = jnp.sum(valid).astype(jnp.int32) - num_clusters
+    idx = jnp.arange(n)
+
+    def body(state):
+        t, d2, sizes, labels = state
+        flat = jnp.argmin(d2)
+        i, j = flat // n, flat % n
+        a, b = jnp.minimum(i, j), jnp.maximum(i, j)  # keep the smaller index
+        na, nb = sizes[a], sizes[b]
+        nk = sizes
+        merged = ((na + nk) * d2[a] + (nb + nk) * d2[b] - nk * d2[a, b]) / (na + nb + nk)
+        merged = jnp.where((idx == a) | (idx == b) | jnp.isinf(d2[a]), jnp.inf, merged)
+        merged = jnp.maximum(merged, 0.0)
+        row, col = idx[:, None], idx[None, :]
+        d2 = jnp.where(row == a, merged[None, :], jnp.where(col == a, merged[:, None], d2))
+        d2 = jnp.where((row == b) | (col == b), jnp.inf, d2)
+        sizes = sizes.at[a].add(nb).at[b].set(0.0)
+        labels = jnp.where(labels == b, a, labels)
+        return t + 1, d2, sizes, labels
+
+    state = (jnp.int32(0), d2, sizes, labels)
+    _, _, _, labels = jax.lax.while_loop(lambda s: s[0] < merges, body, state)
+    return labels
+
+
+@partial(jax.jit, static_argnames=("pool_factor", "protected_tokens"))
+def pool_tokens(
+    docs: jax.Array,
+    *,
+    pool_factor: int = 2,
+    protected_tokens: int = 1,
+    doc_lengths: jax.Array | None = None,
+    doc_mask: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Pool the token vectors of documents ``docs [N, L, D]``.
+
+    Args:
+      docs: token embeddings, L2-normalized (as ColBERT-style encoders produce).
+      pool_factor: keep about ``1 / pool_factor`` of the (unprotected) tokens (static).
+      protected_tokens: leading tokens kept as they are (static).
+      doc_lengths: ``[N]`` real tokens per document, or ``doc_mask [N, L]``.
+
+    Returns:
+      ``(pooled [N, L', D], mask [N, L'])`` with ``L' = (L - p) // pool_factor + p``,
+      ``p = protected_tokens``.
+    """
+    docs = jnp.asarray(docs)
+    if docs.ndim != 3:
+        raise ValueError(f"docs must be [N, L, D], got shape {docs.shape}")
+    if pool_factor < 1:
+        raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
+    N, L, _ = docs.shape
+    p = protected_tokens
+    if not 0 <= p < L:
+        raise ValueError(f"protected_tokens must be in [0, {L - 1}], got {p}")
+    if doc_mask is None:
+        lengths = jnp.full((N,), L) if doc_lengths is None else jnp.asarray(doc_lengths)
+        doc_mask = jnp.arange(L)[None, :] < lengths[:, None]
+    doc_mask = jnp.asarray(doc_mask, bool)
+    if doc_mask.shape != (N, L):
+        raise ValueError(f"doc_mask must be [N, L] = {(N, L)}, got {doc_mask.shape}")
+    out_len = max((L - p) // pool_factor, 1) + p
+
+    def one(doc, mask):
+        body, valid = doc[p:].astype(jnp.float32), mask[p:]
+        n = jnp.sum(valid)
+        k = jnp.maximum(n // pool_factor, 1).astype(jnp.int32)
+        feats = jnp.where(valid[None, :], 1.0 - body @ body.T, 0.0)  # rows: distance profiles
+        labels = ward_clusters(feats, valid, jnp.where(n > 0, k, 0))
+        # cluster ids ordered by their smallest member index
+        is_root = valid & (labels == jnp.arange(body.shape[0]))
+        slot = jnp.cumsum(is_root) - 1  # slot of each root
+        member_slot = jnp.where(valid, slot[jnp.maximum(labels, 0)], out_len)
+        sums = jax.ops.segment_sum(body, member_slot, num_segments=out_len)
+        counts = jax.ops.segment_sum(valid.astype(jnp.float32), member_slot, num_segments=out_len)
+        pooled = sums / jnp.maximum(counts, 1.0)[:, None]
+        pooled_mask = counts > 0
+        # append the protected tokens after the pooled ones (PyLate's layout)
+        n_pool = jnp.sum(pooled_mask)
+        pos = n_pool + jnp.arange(p)
+        pooled = pooled.at[pos].set(doc[:p].astype(jnp.float32), mode="drop")
+        pooled_mask = pooled_mask.at[pos].set(mask[:p], mode="drop")
+        return pooled.astype(docs.dtype), pooled_mask
+
+    return jax.vmap(one)(docs, doc_mask)
