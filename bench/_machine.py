@@ -111,6 +111,9 @@ def run_child(script: str, threads: int, extra: list[str]) -> list[dict]:
         sys.stderr.write(out.stderr[-4000:])
         raise SystemExit(f"benchmark child failed ({' '.join(cmd)})")
     rows = []
+    raw = Path(__file__).resolve().parent / "results" / f"{Path(script).stem}-{threads}t.jsonl"
+    raw.parent.mkdir(exist_ok=True)
+    raw.write_text(out.stdout)  # raw results, kept even if the report fails
     for line in out.stdout.splitlines():
         if line.startswith("{"):
             rows.append(json.loads(line))

@@ -168,7 +168,9 @@ def test_native_and_python_parsers_agree(tmp_path, monkeypatch):
 
     monkeypatch.setattr(native_parse, "parse_columns", lambda *a: None)
     python = read_run(path, ranks=True)
-    assert native.to_dict() == python.to_dict() == Run.from_dict(
-        {"q1": {"d1": 3.0, "d2": 2.0}, "q2": {"d3": 1.5}}
-    ).to_dict()
+    assert (
+        native.to_dict()
+        == python.to_dict()
+        == Run.from_dict({"q1": {"d1": 3.0, "d2": 2.0}, "q2": {"d3": 1.5}}).to_dict()
+    )
     assert native.ranks.tolist() == python.ranks.tolist() and native.name == python.name
