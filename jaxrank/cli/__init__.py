@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from jaxrank import __version__
 
-_COMMANDS: tuple[str, ...] = ("_eval", "_compare", "_demo")
+_COMMANDS: tuple[str, ...] = ("_eval", "_compare", "_demo", "_index", "_search")
 
 
 class UserError(Exception):

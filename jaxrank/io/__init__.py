@@ -4,6 +4,7 @@ Strings, files and parsing live on the host (numpy); everything downstream works
 the dense integer indices these readers produce.
 """
 
+from jaxrank.io._beir import BeirData, BeirFormatError, read_beir, read_beir_jsonl
 from jaxrank.io._trec import (
     Qrels,
     Run,
@@ -15,9 +16,13 @@ from jaxrank.io._trec import (
 )
 
 __all__ = [
+    "BeirData",
+    "BeirFormatError",
     "Qrels",
     "Run",
     "TrecFormatError",
+    "read_beir",
+    "read_beir_jsonl",
     "read_beir_qrels",
     "read_qrels",
     "read_run",

@@ -1,0 +1,108 @@
+"""Shared benchmark helpers: machine description, roofline probes, timing, child runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def describe() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    import jaxrank
+
+    info = jaxrank.native_info()
+    isa = info.get("isa", "unavailable") if info.get("available") else "unavailable"
+    cpu = info.get("cpu", {})
+    flags = ", ".join(k for k, v in cpu.items() if v) or "n/a"
+    return (
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores; jaxrank native ISA path: {isa} "
+        f"(CPU features: {flags}; AMX kernels: no); load average at start: "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+    )
+
+
+def timeit(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time in seconds of ``fn()`` (which must block until done)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def sgemm_peak(repeats: int = 5) -> float:
+    """f32 GFLOP/s of a large single-call sgemm (best of XLA and numpy/OpenBLAS)."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    ja = jnp.asarray(a)
+    f = jax.jit(lambda x: x @ x)
+    t_xla = timeit(lambda: f(ja).block_until_ready(), repeats)
+    t_np = timeit(lambda: a @ a, repeats)
+    return 2 * n**3 / min(t_xla, t_np) / 1e9
+
+
+def triad_bandwidth(repeats: int = 5, n: int = 1 << 25) -> float:
+    """STREAM-style triad a = b + s*c on float32 arrays (3 x 128 MiB), GB/s counted as
+    3 arrays per pass (STREAM convention; write-allocate traffic not counted)."""
+    b = np.ones(n, np.float32)
+    c = np.ones(n, np.float32)
+    a = np.zeros(n, np.float32)
+    tmp = np.empty(1 << 15, np.float32)  # 128 KiB, stays in L2
+    step = tmp.size
+
+    def run():
+        for i in range(0, n, step):
+            np.multiply(c[i : i + step], 3.0, out=tmp)
+            np.add(b[i : i + step], tmp, out=a[i : i + step])
+
+    t = timeit(run, repeats)
+    return 3 * 4 * n / t / 1e9
+
+
+def run_child(script: str, threads: int, extra: list[str]) -> list[dict]:
+    """Run ``script --child`` pinned to one core (threads=1, taskset) or free (threads>1)."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+        env[var] = str(threads)
+    env["JAXRANK_NUM_THREADS"] = str(threads)
+    if threads == 1:
+        flags = env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+        env["XLA_FLAGS"] = flags.strip()
+    cmd = [sys.executable, script, "--child", "--threads", str(threads), *extra]
+    if threads == 1 and shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-4000:])
+        raise SystemExit(f"benchmark child failed ({' '.join(cmd)})")
+    rows = []
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            rows.append(json.loads(line))
+        else:
+            print(line)
+    return rows

@@ -1,0 +1,212 @@
+"""Tokenization for lexical retrieval (host side, pure Python + numpy).
+
+A :class:`Tokenizer` lowercases, splits with a regular expression (scikit-learn's
+``(?u)\\b\\w\\w+\\b`` by default), drops stopwords and optionally stems with
+PyStemmer's Snowball stemmers. It is the same pipeline as bm25s / Lucene's English
+analyzer, so an index built with ``Tokenizer(stopwords="en", stemmer="english")``
+matches bm25s's token statistics exactly.
+
+Example:
+    >>> from jaxrank.retrieve import Tokenizer
+    >>> Tokenizer(stemmer=None)(["The cats sat on a mat.", "Dogs!"])
+    [['cats', 'sat', 'mat'], ['dogs']]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+
+from jaxrank._progress import progress
+
+# The 33-word English stopword list of Lucene's StandardAnalyzer (also bm25s's "en").
+_EN_LUCENE = frozenset(
+    """
+    a an and are as at be but by for if in into is it no not of on or such that the their then
+    there these they this to was will with
+    """.split()
+)
+
+# NLTK's 179-word English stopword list (bm25s's "en_plus").
+_EN_NLTK = frozenset(
+    """
+    a about above after again against ain all am an and any are aren aren't as at be because
+    been before being below between both but by can couldn couldn't d did didn didn't do does
+    doesn doesn't doing don don't down during each few for from further had hadn hadn't has
+    hasn hasn't have haven haven't having he her here hers herself him himself his how i if in
+    into is isn isn't it it's its itself just ll m ma me mightn mightn't more most mustn
+    mustn't my myself needn needn't no nor not now o of off on once only or other our ours
+    ourselves out over own re s same shan shan't she she's should should've shouldn shouldn't
+    so some such t than that that'll the their theirs them themselves then there these they
+    this those through to too under until up ve very was wasn wasn't we were weren weren't
+    what when where which while who whom why will with won won't wouldn wouldn't y you you'd
+    you'll you're you've your yours yourself yourselves
+    """.split()
+)
+
+
+STOPWORDS: dict[str, frozenset[str]] = {"en": _EN_LUCENE, "en_plus": _EN_NLTK}
+
+
+def _resolve_stopwords(stopwords: str | Iterable[str] | None) -> frozenset[str]:
+    if stopwords is None or stopwords is False:
+        return frozenset()
+    if isinstance(stopwords, str):
+        key = {"english": "en", "lucene": "en", "nltk": "en_plus"}.get(stopwords, stopwords)
+        if key not in STOPWORDS:
+            raise ValueError(
+                f"stopwords: unknown list {stopwords!r}; choose one of {sorted(STOPWORDS)}, "
+                "None, or pass an iterable of words"
+            )
+        return STOPWORDS[key]
+    return frozenset(stopwords)
+
+
+def _make_stemmer(stemmer: str | Callable | None) -> Callable[[list[str]], list[str]] | None:
+    """A function mapping a list of words to their stems (PyStemmer when given a language)."""
+    if stemmer is None:
+        return None
+    if isinstance(stemmer, str):
+        try:
+            import Stemmer  # PyStemmer
+        except ImportError as err:
+            raise ImportError(
+                f"stemmer={stemmer!r} needs PyStemmer (Snowball stemmers): "
+                "`pip install PyStemmer`, or pass stemmer=None to index without stemming"
+            ) from err
+        try:
+            return Stemmer.Stemmer(stemmer).stemWords
+        except KeyError as err:
+            raise ValueError(
+                f"stemmer: PyStemmer has no {stemmer!r} stemmer; available: {Stemmer.algorithms()}"
+            ) from err
+    if hasattr(stemmer, "stemWords"):
+        return stemmer.stemWords
+    if callable(stemmer):
+        return lambda words: [stemmer(w) for w in words]
+    raise TypeError("stemmer must be a language name, a PyStemmer object, a callable or None")
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """Lowercase, split, remove stopwords, stem.
+
+    Args:
+      lower: lowercase before splitting.
+      pattern: regular expression whose ``findall`` matches are the tokens.
+      stopwords: ``"en"`` (the 33-word Lucene/bm25s list, default), ``"en_plus"``
+        (NLTK's 179 words), ``None``, or an iterable of words. Stopwords are removed
+        before stemming (as Lucene and bm25s do).
+      stemmer: a PyStemmer language (``"english"``), a PyStemmer ``Stemmer`` object,
+        a ``word -> stem`` callable, or ``None``.
+
+    Calling it on a list of texts returns one token list per text; :meth:`encode`
+    returns the same tokens as integer ids in flat numpy arrays (the fast path used
+    for indexing).
+    """
+
+    lower: bool = True
+    pattern: str = r"(?u)\b\w\w+\b"
+    stopwords: str | tuple[str, ...] | None = "en"
+    stemmer: str | Callable | None = "english"
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stopwords, str | None):
+            object.__setattr__(self, "stopwords", tuple(sorted(self.stopwords)))
+        self._cache["split"] = re.compile(self.pattern).findall
+        self._cache["stop"] = _resolve_stopwords(self.stopwords)
+        self._cache["stem"] = _make_stemmer(self.stemmer)
+        self._cache["word_to_term"] = {}  # word -> stem (or None for a stopword)
+
+    def config(self) -> dict:
+        """JSON-serializable settings (saved with an index); raises for callable stemmers."""
+        if not isinstance(self.stemmer, str | None):
+            raise ValueError("an index built with a custom stemmer object cannot be saved")
+        return {
+            "lower": self.lower,
+            "pattern": self.pattern,
+            "stopwords": self.stopwords
+            if isinstance(self.stopwords, str | None)
+            else list(self.stopwords),
+            "stemmer": self.stemmer,
+        }
+
+    def _split(self, texts: Sequence[str], desc: str) -> list[list[str]]:
+        split = self._cache["split"]
+        out = []
+        for i, text in enumerate(progress(texts, desc=desc)):
+            if not isinstance(text, str):
+                if isinstance(text, bytes):
+                    try:
+                        text = text.decode("utf-8")
+                    except UnicodeDecodeError as err:
+                        raise ValueError(f"text {i} is not valid UTF-8: {err}") from None
+                else:
+                    raise TypeError(f"texts[{i}] must be str, got {type(text).__name__}")
+            out.append(split(text.lower() if self.lower else text))
+        return out
+
+    def _terms_of(self, words: Iterable[str]) -> dict[str, str | None]:
+        """Update and return the word -> term (stem, or None for stopwords) cache."""
+        table = self._cache["word_to_term"]
+        new = [w for w in set(words) if w not in table]
+        if new:
+            stop = self._cache["stop"]
+            kept = [w for w in new if w not in stop]
+            stem = self._cache["stem"]
+            stems = stem(kept) if stem is not None else kept
+            table.update(zip(kept, stems, strict=True))
+            table.update((w, None) for w in new if w in stop)
+        return table
+
+    def __call__(self, texts: Sequence[str] | str) -> list[list[str]]:
+        if isinstance(texts, str):
+            texts = [texts]
+        split = self._split(texts, "tokenize")
+        table = self._terms_of(chain.from_iterable(split))
+        return [[t for t in map(table.__getitem__, words) if t is not None] for words in split]
+
+    def encode(
+        self,
+        texts: Sequence[str] | str,
+        vocab: dict[str, int] | None = None,
+        *,
+        grow: bool = True,
+        desc: str = "tokenize",
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """Tokenize into flat term ids.
+
+        Returns ``(ids [T] int32, offsets [n+1] int64, vocab)``: the terms of text ``i``
+        are ``ids[offsets[i]:offsets[i+1]]`` in text order. With ``grow=True`` new terms
+        are appended to ``vocab`` (a new dict when ``None``); with ``grow=False`` terms
+        outside ``vocab`` are dropped (query side).
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        vocab = {} if vocab is None else vocab
+        split = self._split(texts, desc)
+        flat = list(chain.from_iterable(split))
+        table = self._terms_of(flat)
+        # map each distinct word once to a term id (-1: stopword or unknown term)
+        word_id: dict[str, int] = {}
+        for word in dict.fromkeys(flat):  # first-occurrence order: deterministic ids
+            term = table[word]
+            if term is None:
+                word_id[word] = -1
+            elif grow:
+                word_id[word] = vocab.setdefault(term, len(vocab))
+            else:
+                word_id[word] = vocab.get(term, -1)
+        ids = np.fromiter(map(word_id.__getitem__, flat), dtype=np.int64, count=len(flat))
+        lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+        keep = ids >= 0
+        doc_of = np.repeat(np.arange(len(split)), lengths)
+        counts = np.bincount(doc_of[keep], minlength=len(split))
+        offsets = np.zeros(len(split) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return ids[keep].astype(np.int32), offsets, vocab

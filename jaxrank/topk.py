@@ -1,0 +1,212 @@
+"""Top-k selection and merging: one place for chunked and sharded retrieval.
+
+Retrieval over a large corpus never holds all ``[queries, docs]`` scores: it scores
+one corpus chunk (or one device's shard) at a time, keeps a running top-k and merges.
+The functions here define that merge once, for lexical and dense retrieval alike.
+
+Order: values descending; ties broken by the smaller (global) index, so the result
+equals ``top_k`` of the full score matrix whatever the chunking or sharding.
+Masked entries (``where=False``) get value ``-inf`` and ``valid=False`` in the result.
+
+Selection algorithm: XLA's CPU ``TopK`` is a partial sort costing about 200 us per
+5,000-element row at k=1000 (measured on a 2-core EPYC). For ``k >= 512`` on CPU,
+:func:`top_k` therefore uses an exact sort-free selection (``algorithm="select"``):
+the k-th largest value by a 32-step bisection on the float bits (counting
+comparisons), compaction of the selected entries by a prefix sum and a
+binary search, and ordering by two *single-operand* uint32 sorts of ``k`` entries
+(multi-operand sorts are about 10x slower on XLA:CPU). On other platforms, and for
+small ``k``, ``lax.top_k`` is used; both give identical results.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxrank import topk
+    >>> v, i, ok = topk.top_k(jnp.array([[0.5, 2.0, 1.0, 2.0]]), 2)
+    >>> v.tolist(), i.tolist(), ok.tolist()
+    ([[2.0, 2.0]], [[1, 3]], [[True, True]])
+    >>> a = topk.top_k(jnp.array([[3.0, 1.0]]), 2)
+    >>> b = topk.top_k(jnp.array([[2.0, 3.0]]), 2, offset=2)
+    >>> v, i, ok = topk.merge(*a, *b, k=3)
+    >>> v.tolist(), i.tolist()
+    ([[3.0, 3.0, 2.0]], [[0, 3, 2]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Array = jax.Array
+
+__all__ = ["merge", "merge_across", "scan_top_k", "top_k"]
+
+
+_SELECT_MIN_K = 512  # measured crossover of select vs lax.top_k on XLA:CPU
+
+
+def _ukey(x: Array) -> Array:
+    """float32 -> uint32 with the same order (-inf smallest)."""
+    b = lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    return jnp.where((b >> 31) == 1, ~b, b | jnp.uint32(0x80000000))
+
+
+def _searchsorted_rows(rows: Array, values: Array, side: str) -> Array:
+    fn = partial(jnp.searchsorted, side=side, method="scan")
+    for _ in range(rows.ndim - 1):
+        fn = jax.vmap(fn)
+    return fn(rows, values).astype(jnp.int32)
+
+
+def _select_top_k(x: Array, k: int) -> tuple[Array, Array]:
+    """Exact ``lax.top_k`` (ties: smaller index first) without TopK or multi-operand sorts."""
+    key = _ukey(x)
+    lo, hi = jnp.min(key, axis=-1), jnp.max(key, axis=-1)
+
+    def bisect(_, c):  # largest tau with #(key >= tau) >= k
+        lo, hi = c
+        mid = lo + (hi - lo + 1) // 2
+        ok = jnp.sum((key >= mid[..., None]).astype(jnp.int32), axis=-1) >= k
+        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid - 1)
+
+    tau, _ = lax.fori_loop(0, 32, bisect, (lo, hi))
+    tau = tau[..., None]
+    gt, eq = key > tau, key == tau
+    need = k - jnp.sum(gt.astype(jnp.int32), axis=-1, keepdims=True)
+    axis = x.ndim - 1
+    eq_rank = lax.associative_scan(jnp.add, eq.astype(jnp.int32), axis=axis)
+    sel = gt | (eq & (eq_rank <= need))  # exactly k entries, ties: smallest indices
+    pos = lax.associative_scan(jnp.add, sel.astype(jnp.int32), axis=axis)
+    j = jnp.arange(k, dtype=jnp.int32)
+    idx = _searchsorted_rows(pos, jnp.broadcast_to(j + 1, (*x.shape[:-1], k)), "left")
+    kk = jnp.take_along_axis(key, idx, axis=-1)  # selected keys, in index order
+    greater = k - _searchsorted_rows(jnp.sort(kk, axis=-1), kk, "right")
+    # (number of greater keys, position) packs into one uint32 for k <= 65536
+    packed = (greater.astype(jnp.uint32) << 16) | j.astype(jnp.uint32)
+    order = (jnp.sort(packed, axis=-1) & jnp.uint32(0xFFFF)).astype(jnp.int32)
+    idx = jnp.take_along_axis(idx, order, axis=-1)
+    return jnp.take_along_axis(x, idx, axis=-1), idx
+
+
+def _top_k(x: Array, k: int, algorithm: str = "auto") -> tuple[Array, Array]:
+    if algorithm not in ("auto", "select", "lax"):
+        raise ValueError(f"algorithm: {algorithm!r} is not 'auto', 'select' or 'lax'")
+    if algorithm == "lax" or k > 65536 or (algorithm == "auto" and k < _SELECT_MIN_K):
+        return lax.top_k(x, k)
+    if algorithm == "select":
+        return _select_top_k(x, k)
+    return lax.platform_dependent(
+        x, cpu=lambda x: _select_top_k(x, k), default=lambda x: tuple(lax.top_k(x, k))
+    )
+
+
+def top_k(
+    scores: Array,
+    k: int,
+    *,
+    where: Array | None = None,
+    offset: Array | int = 0,
+    algorithm: str = "auto",
+) -> tuple[Array, Array, Array]:
+    """Top ``k`` of ``scores [..., n]`` along the last axis.
+
+    Args:
+      scores: ``[..., n]`` float scores.
+      k: static, ``0 < k <= n``.
+      where: optional ``[..., n]`` (or broadcastable) bool mask of real entries.
+      offset: added to the returned indices (the chunk's first global index).
+      algorithm: ``"auto"`` (sort-free selection on CPU for ``k >= 512``, else
+        ``lax.top_k``), ``"select"`` or ``"lax"`` to force one (same results).
+
+    Returns:
+      ``(values [..., k], indices [..., k] int32, valid [..., k] bool)``; values
+      descending, ties by smaller index; ``valid`` is False where fewer than ``k``
+      entries were unmasked.
+    """
+    n = scores.shape[-1]
+    if not 0 < k <= n:
+        raise ValueError(f"k: must be in [1, {n}] for scores of last dim {n}, got {k}")
+    if where is not None:
+        scores = jnp.where(where, scores, -jnp.inf)
+    values, idx = _top_k(scores, k, algorithm)  # ties: smaller index first
+    valid = values > -jnp.inf
+    return values, idx.astype(jnp.int32) + jnp.asarray(offset, jnp.int32), valid
+
+
+def merge(
+    values_a: Array,
+    indices_a: Array,
+    valid_a: Array,
+    values_b: Array,
+    indices_b: Array,
+    valid_b: Array,
+    *,
+    k: int,
+) -> tuple[Array, Array, Array]:
+    """Merge two top lists ``[..., ka]`` and ``[..., kb]`` into the top ``k``.
+
+    Both lists must be ordered as :func:`top_k` returns them and every index in ``a``
+    must be smaller than every index in ``b`` (``a`` holds earlier chunks); then the
+    result equals :func:`top_k` over the union.
+    """
+    values = jnp.concatenate(
+        [jnp.where(valid_a, values_a, -jnp.inf), jnp.where(valid_b, values_b, -jnp.inf)], axis=-1
+    )
+    indices = jnp.concatenate([indices_a, indices_b], axis=-1)
+    valid = jnp.concatenate([valid_a, valid_b], axis=-1)
+    kk = min(k, values.shape[-1])
+    v, pos = _top_k(values, kk)
+    return (
+        v,
+        jnp.take_along_axis(indices, pos, axis=-1),
+        jnp.take_along_axis(valid, pos, axis=-1),
+    )
+
+
+def scan_top_k(
+    score_chunk: Callable[[Array], tuple[Array, Array]],
+    chunks: Array,
+    k: int,
+    batch_shape: tuple[int, ...],
+) -> tuple[Array, Array, Array]:
+    """Streaming top-k over corpus chunks with ``lax.scan`` (bounded memory).
+
+    ``score_chunk(chunk) -> (scores [*batch_shape, m], where [*batch_shape, m])``
+    scores one chunk (a pytree slice of ``chunks`` along axis 0, which must also
+    hold the chunk's global ``"offset"`` under that key). Chunks must cover
+    increasing global index ranges.
+    """
+    init = (
+        jnp.full((*batch_shape, k), -jnp.inf, jnp.float32),
+        jnp.zeros((*batch_shape, k), jnp.int32),
+        jnp.zeros((*batch_shape, k), bool),
+    )
+
+    def step(carry, chunk):
+        scores, where = score_chunk(chunk)
+        local = top_k(scores, min(k, scores.shape[-1]), where=where, offset=chunk["offset"])
+        return merge(*carry, *local, k=k), None
+
+    out, _ = lax.scan(step, init, chunks)
+    return out
+
+
+def merge_across(
+    values: Array, indices: Array, valid: Array, *, k: int, axis_name: str
+) -> tuple[Array, Array, Array]:
+    """Global top-k across the devices of mesh axis ``axis_name`` (inside ``shard_map``).
+
+    Each device passes its local top list ``[..., k_local]`` (device ``i`` holding
+    smaller global indices than device ``i+1``); every device gets the global top
+    ``k``. Communication: one ``all_gather`` of ``k_local`` entries per device.
+    """
+    ax = values.ndim - 1  # gathered shards go just before the list axis
+    gv = lax.all_gather(jnp.where(valid, values, -jnp.inf), axis_name, axis=ax)
+    gi = lax.all_gather(indices, axis_name, axis=ax)
+    gm = lax.all_gather(valid, axis_name, axis=ax)
+    shape = (*gv.shape[:-2], gv.shape[-2] * gv.shape[-1])
+    gv, gi, gm = gv.reshape(shape), gi.reshape(shape), gm.reshape(shape)
+    v, pos = _top_k(gv, min(k, shape[-1]))
+    return v, jnp.take_along_axis(gi, pos, -1), jnp.take_along_axis(gm, pos, -1)
