@@ -341,6 +341,11 @@ def test_ivf_full_probe_is_exact(metric):
         ref_v, ref_i = _ref_topk(_ref_scores(Q, X, metric), 10)
         np.testing.assert_array_equal(np.asarray(hits.indices), ref_i)
         np.testing.assert_allclose(np.asarray(hits.scores), ref_v, rtol=1e-5, atol=1e-4)
+    # 5 partitions per scan step: 3 steps, the last padded with 3 masked partitions
+    hits = ivf_search(index, Q, 10, nprobe=12, probe_rows=5 * index.capacity)
+    np.testing.assert_array_equal(np.asarray(hits.indices), ref_i)
+    one = ivf_search(index, Q, 10, nprobe=5, probe_rows=1)  # one partition per step
+    np.testing.assert_array_equal(one.indices, ivf_search(index, Q, 10, nprobe=5).indices)
 
 
 def test_ivf_int8_storage_rescore_and_recall():

@@ -5,7 +5,8 @@ each partition's vectors (float32, bfloat16 or int8 codes with scales) in a
 ``[P, capacity, D]`` array with a boolean ``where [P, capacity]`` marking real rows
 (fixed shapes: one compiled search for every query). :func:`ivf_search` scores the
 ``P`` centroids, probes the best ``nprobe`` partitions with the streaming top-k of
-:func:`jaxrank.topk.scan_top_k` (one partition per scan step), and can rescore the
+:func:`jaxrank.topk.scan_top_k` (a group of partitions of about ``probe_rows`` rows
+per scan step), and can rescore the
 best ``candidates`` exactly with the float corpus (:func:`jaxrank.retrieve.rescore`).
 
 ``nprobe = P`` visits every document: the result equals :func:`exact_search`
@@ -175,36 +176,46 @@ def build_ivf(
     )
 
 
-@partial(jax.jit, static_argnames=("k", "nprobe", "query_chunk", "quantize_queries"))
-def _ivf(index, queries, doc_where, *, k, nprobe, query_chunk, quantize_queries):
+@partial(jax.jit, static_argnames=("k", "nprobe", "probe_chunk", "query_chunk", "quantize_queries"))
+def _ivf(index, queries, doc_where, *, k, nprobe, probe_chunk, query_chunk, quantize_queries):
     metric = index.metric
     kind = "int8" if index.vectors.dtype == jnp.int8 else "float"
-    cap = index.capacity
+    cap, d = index.capacity, index.vectors.shape[-1]
     # cosine: vectors are normalized at build time, queries here; then it is a dot product
     row_metric = "dot" if metric == "cosine" else metric
-    prep = _prepare_queries(queries, kind, metric, index.vectors.shape[-1], quantize_queries)
-    ids_flat = index.ids.reshape(-1)
+    prep = _prepare_queries(queries, kind, metric, d, quantize_queries)
+    pc = min(probe_chunk, nprobe)  # partitions scored per scan step
+    groups = -(-nprobe // pc)
+    real = (jnp.arange(groups * pc) < nprobe).reshape(groups, pc)
 
-    def one(args):
-        p = args
+    def one(p):  # one query
         coarse = _coarse(p["q"], index.centroids, metric)
         _, probes = lax.top_k(coarse, nprobe)
         probes = jnp.sort(probes).astype(jnp.int32)  # increasing slots: index-order ties
+        probes = jnp.pad(probes, (0, groups * pc - nprobe), mode="edge")  # masked by `real`
 
         def score(chunk):
-            j = chunk["part"]
-            rows = index.vectors[j]
-            sc = None if index.scales is None else index.scales[j]
+            parts = chunk["part"]  # [pc]
+            rows = index.vectors[parts].reshape(pc * cap, d)
+            sc = None if index.scales is None else index.scales[parts].reshape(-1)
             s = _clean(_score_rows(p, rows, sc, kind, row_metric, "jax"))
-            w = index.where[j]
+            w = index.where[parts] & chunk["real"][:, None]
             if doc_where is not None:
-                w = w & doc_where[index.ids[j]]
-            return s, w
+                w = w & doc_where[index.ids[parts]]
+            return s, w.reshape(-1)
 
-        return _topk.scan_top_k(score, {"offset": probes * cap, "part": probes}, k, ())
+        # positions in the concatenation of the probed partitions (in increasing order)
+        chunks = {
+            "offset": jnp.arange(groups, dtype=jnp.int32) * (pc * cap),
+            "part": probes.reshape(groups, pc),
+            "real": real,
+        }
+        v, pos, ok = _topk.scan_top_k(score, chunks, k, ())
+        return v, probes[pos // cap] * cap + pos % cap, ok
 
     v, slot, ok = lax.map(one, prep, batch_size=query_chunk)
-    return SearchHits(jnp.where(ok, v, -jnp.inf), jnp.where(ok, ids_flat[slot], 0), ok)
+    ids = index.ids.reshape(-1)[slot]
+    return SearchHits(jnp.where(ok, v, -jnp.inf), jnp.where(ok, ids, 0), ok)
 
 
 def ivf_search(
@@ -217,7 +228,8 @@ def ivf_search(
     rescore_corpus: Array | None = None,
     candidates: int | None = None,
     quantize_queries: bool = True,
-    query_chunk: int = 16,
+    probe_rows: int = 8192,
+    query_chunk: int = 4,
 ) -> SearchHits:
     r"""Approximate top-``k`` by probing the ``nprobe`` best partitions of ``index``.
 
@@ -232,7 +244,9 @@ def ivf_search(
         (default ``4 k``) of the partition scan are rescored exactly with it.
       quantize_queries: int8 storage only: int8 x int8 scoring (else float queries
         against dequantized rows).
-      query_chunk: queries scored together (memory ``query_chunk x capacity x D``).
+      probe_rows: partitions are gathered and scored together, about ``probe_rows``
+        rows per scan step (at least one partition); fewer, larger steps are faster.
+      query_chunk: queries scored together (memory ``query_chunk x probe_rows x D``).
 
     Returns:
       :class:`SearchHits` ``[Q, k]`` with corpus row ids (``valid=False`` when the
@@ -273,6 +287,7 @@ def ivf_search(
         where,
         k=n_cand,
         nprobe=nprobe,
+        probe_chunk=max(1, probe_rows // cap),
         query_chunk=query_chunk,
         quantize_queries=quantize_queries,
     )
