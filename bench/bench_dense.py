@@ -125,7 +125,7 @@ def run_exact(name, x, q, faiss, repeats):
     flat1 = next(r for r in rows if r[0] == "FAISS IndexFlatIP")
     out = []
     for r in rows:
-        out.append(r[:4] + [f"{flat1[4] / r[4]:.2f}x", f"{flat1[5] / r[5]:.2f}x"])
+        out.append([*r[:4], f"{flat1[4] / r[4]:.2f}x", f"{flat1[5] / r[5]:.2f}x"])
     print(f"\n### Exact search, {name}: N={len(x):,}, D={x.shape[1]}, top-{K}\n")
     print(
         table(

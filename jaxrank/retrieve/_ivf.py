@@ -83,6 +83,29 @@ def _coarse(q, centroids, metric):
     return s
 
 
+def _spill(choices: np.ndarray, capacity: int, n_partitions: int) -> np.ndarray:
+    """Host: assign each row to its first choice with room (rounds over choice ranks)."""
+    n = choices.shape[0]
+    assign = np.full(n, -1, np.int64)
+    room = np.full(n_partitions, capacity, np.int64)
+    for r in range(choices.shape[1]):
+        rows = np.flatnonzero(assign < 0)
+        if rows.size == 0:
+            break
+        want = choices[rows, r]
+        order = np.argsort(want, kind="stable")  # by partition, then corpus order
+        rows, want = rows[order], want[order]
+        first = np.searchsorted(want, want, side="left")
+        take = (np.arange(rows.size) - first) < room[want]
+        assign[rows[take]] = want[take]
+        room -= np.bincount(want[take], minlength=n_partitions)
+    rest = np.flatnonzero(assign < 0)
+    if rest.size:  # fill any free slots in partition order
+        free = np.repeat(np.arange(n_partitions), room)
+        assign[rest] = free[: rest.size]
+    return assign
+
+
 def build_ivf(
     corpus: Array,
     n_partitions: int,
@@ -106,7 +129,9 @@ def build_ivf(
     Args:
       storage: ``"float32"``, ``"bfloat16"`` or ``"int8"`` (per-row scales).
       capacity: slots per partition; default: the largest partition rounded up to a
-        multiple of 8. A ``capacity`` below the largest partition raises
+        multiple of 8. A smaller ``capacity`` (less padding, faster search) spills
+        the rows of overfull partitions to their next-best partitions with room
+        (up to the 8th best, then any), in corpus order; ``capacity x P < N`` raises
         ``ValueError`` (rows are never dropped).
 
     Host-side (numpy) grouping; not jit-able. Memory: ``P x capacity x D``.
@@ -130,22 +155,28 @@ def build_ivf(
     if train_size is not None and train_size < n:
         train = x[jax.random.choice(k_sample, n, (train_size,), replace=False)]
     cent, _ = kmeans(train, n_partitions, key=k_means, iters=iters, batch_size=batch_size)
-    assign = np.asarray(
-        jax.jit(
-            lambda x, c: lax.map(
-                lambda r: jnp.argmax(_coarse(r, c, metric), -1).astype(jnp.int32),
-                x,
-                batch_size=4096,
-            )
-        )(x, cent)
-    )
-    order = np.argsort(assign, kind="stable")
-    counts = np.bincount(assign, minlength=n_partitions)
+    choices = 8 if capacity is not None else 1
+    top = jax.jit(
+        lambda x, c: lax.map(
+            lambda r: lax.top_k(_coarse(r, c, metric), min(choices, n_partitions))[1],
+            x,
+            batch_size=4096,
+        )
+    )(x, cent)
+    counts = np.bincount(np.asarray(top[:, 0]), minlength=n_partitions)
     largest = int(counts.max())
     if capacity is None:
         capacity = -(-largest // 8) * 8
-    elif capacity < largest:
-        raise ValueError(f"capacity: {capacity} is below the largest partition ({largest} rows)")
+        assign = np.asarray(top[:, 0])
+    else:
+        if capacity * n_partitions < n:
+            raise ValueError(
+                f"capacity: {capacity} x {n_partitions} partitions < N={n} rows "
+                "(rows are never dropped)"
+            )
+        assign = _spill(np.asarray(top), capacity, n_partitions)
+        counts = np.bincount(assign, minlength=n_partitions)
+    order = np.argsort(assign, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     slot = np.arange(n) - np.repeat(starts, counts)
     part = assign[order]
@@ -228,8 +259,8 @@ def ivf_search(
     rescore_corpus: Array | None = None,
     candidates: int | None = None,
     quantize_queries: bool = True,
-    probe_rows: int = 8192,
-    query_chunk: int = 4,
+    probe_rows: int = 4096,
+    query_chunk: int = 1,
 ) -> SearchHits:
     r"""Approximate top-``k`` by probing the ``nprobe`` best partitions of ``index``.
 
@@ -246,7 +277,9 @@ def ivf_search(
         against dequantized rows).
       probe_rows: partitions are gathered and scored together, about ``probe_rows``
         rows per scan step (at least one partition); fewer, larger steps are faster.
-      query_chunk: queries scored together (memory ``query_chunk x probe_rows x D``).
+      query_chunk: queries scored together (memory ``query_chunk x probe_rows x D``);
+        the default 1 (queries in sequence) was 10x faster on XLA:CPU than vmapped
+        groups of 4-64 queries (measured on SciFact, nprobe=16).
 
     Returns:
       :class:`SearchHits` ``[Q, k]`` with corpus row ids (``valid=False`` when the
