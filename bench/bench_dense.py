@@ -160,7 +160,12 @@ def run_ivf(name, x, q, ref, faiss, n_lists, repeats):
     d = x.shape[1]
     t0 = time.perf_counter()
     index = build_ivf(
-        x, n_lists, key=jax.random.key(0), iters=10, train_size=min(len(x), 64 * n_lists)
+        x,
+        n_lists,
+        key=jax.random.key(0),
+        metric="cosine",
+        iters=10,
+        train_size=min(len(x), 64 * n_lists),
     )
     jax.block_until_ready(index.vectors)
     t_build = time.perf_counter() - t0
@@ -169,6 +174,7 @@ def run_ivf(name, x, q, ref, faiss, n_lists, repeats):
         x,
         n_lists,
         key=jax.random.key(0),
+        metric="cosine",
         iters=10,
         train_size=min(len(x), 64 * n_lists),
         capacity=max(cap, -(-len(x) // n_lists)),
@@ -180,7 +186,7 @@ def run_ivf(name, x, q, ref, faiss, n_lists, repeats):
     fivf.add(x)
     f_build = time.perf_counter() - t0
     rows, curve = [], {"jaxrank": [], "jaxrank spill": [], "FAISS": []}
-    probes = [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= n_lists]
+    probes = [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256) if p <= n_lists]
     for p in probes:
         jf = jax.jit(partial(ivf_search, k=K, nprobe=p))
         jfn = lambda qq, jf=jf: _np(jf(index, qq))  # noqa: E731
@@ -269,7 +275,7 @@ def run_two_stage(name, x, q, ref, repeats):
         for d in (64, 128)
     ]
     for label, s1, kw in stages:
-        for c in (10, 100, 200, 400):
+        for c in (10, 100, 150, 200, 400):
             f = jax.jit(partial(two_stage_search, k=K, candidates=c, **kw))
             r = recall(_np(f(qj, xj, s1)), ref)
             tb = batch_seconds(lambda qq, f=f, s1=s1: _np(f(qq, xj, s1)), qj[:256], repeats)

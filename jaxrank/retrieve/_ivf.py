@@ -124,7 +124,9 @@ def build_ivf(
     on ``train_size`` random rows (all by default); then every row goes to the
     partition :func:`ivf_search` would probe first for it (largest dot product for
     ``"dot"``/``"cosine"``, nearest centroid for ``"l2"``). For ``"cosine"`` the
-    corpus is L2-normalized once here (zero rows stay zero).
+    corpus is L2-normalized once here (zero rows stay zero) and so are the centroids
+    (spherical k-means assignment; with ``"dot"`` on unit vectors, centroids of larger
+    norm attract more rows and partitions grow unbalanced -- use ``"cosine"`` for them).
 
     Args:
       storage: ``"float32"``, ``"bfloat16"`` or ``"int8"`` (per-row scales).
@@ -155,6 +157,9 @@ def build_ivf(
     if train_size is not None and train_size < n:
         train = x[jax.random.choice(k_sample, n, (train_size,), replace=False)]
     cent, _ = kmeans(train, n_partitions, key=k_means, iters=iters, batch_size=batch_size)
+    if metric == "cosine":  # spherical centroids: the dot-product assignment stays balanced
+        cn = jnp.linalg.norm(cent, axis=-1, keepdims=True)
+        cent = cent / jnp.where(cn > 0, cn, 1.0)
     choices = 8 if capacity is not None else 1
     top = jax.jit(
         lambda x, c: lax.map(
