@@ -50,3 +50,29 @@ __all__ = [
     "searcher",
     "tfidf_weights",
 ]
+from jaxrank.retrieve._dense import (
+    METRICS as DENSE_METRICS,
+)
+from jaxrank.retrieve._dense import (
+    SearchHits,
+    exact_search,
+    rescore,
+    sharded_search,
+    two_stage_search,
+)
+from jaxrank.retrieve._ivf import IVFIndex, build_ivf, ivf_search
+from jaxrank.retrieve._kmeans import kmeans, kmeans_plusplus
+
+__all__ += [
+    "DENSE_METRICS",
+    "IVFIndex",
+    "SearchHits",
+    "build_ivf",
+    "exact_search",
+    "ivf_search",
+    "kmeans",
+    "kmeans_plusplus",
+    "rescore",
+    "sharded_search",
+    "two_stage_search",
+]
