@@ -19,8 +19,8 @@ Example:
     >>> from jaxrank.soft import soft_rank, soft_sort
     >>> x = jnp.array([[5.0, 1.0, 2.0], [2.0, 1.0, 5.0]])
     >>> soft_rank(x, regularization_strength=1.0)
-    Array([[3. , 1.5, 1.5],
-           [2. , 1. , 3. ]], dtype=float32)
+    Array([[3., 1., 2.],
+           [2., 1., 3.]], dtype=float32)
     >>> soft_sort(x, regularization_strength=0.1)
     Array([[1., 2., 5.],
            [1., 2., 5.]], dtype=float32)
@@ -173,7 +173,7 @@ def soft_rank(
         >>> soft_rank(jnp.array([0.3, 0.1, 0.2]), regularization_strength=0.01)
         Array([3., 1., 2.], dtype=float32)
         >>> soft_rank(jnp.array([0.3, 0.1, 0.2]), regularization_strength=1.0)
-        Array([2.1      , 1.9      , 2.0000002], dtype=float32)
+        Array([2.1, 1.9, 2. ], dtype=float32)
         >>> soft_rank(jnp.array([30.0, 10, 20]), regularization_strength=0.1,
         ...           relative_strength=True)
         Array([3., 1., 2.], dtype=float32)
