@@ -32,6 +32,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_batching import custom_vmap
 
 
 def _block_value(a, b, kl: bool):
@@ -138,19 +139,47 @@ def _block_ids_vmap(y, w, m, kl):
     return jax.vmap(functools.partial(_pav_row, kl=kl))(y, w, m)
 
 
+def _block_ids_rows(y, w, m, kl):
+    return lax.platform_dependent(
+        y,
+        w,
+        m,
+        cpu=functools.partial(_block_ids_cpu, kl=kl),
+        default=functools.partial(_block_ids_vmap, kl=kl),
+    )
+
+
+@functools.cache
+def _block_ids_fn(kl: bool):
+    """``[R, n]`` block ids; under ``vmap`` the batch folds into the rows.
+
+    Without the custom rule, a user's ``vmap`` would batch the scalar loop itself
+    (every scalar access a gather), which is 10-300x slower on CPU.
+    """
+
+    @custom_vmap
+    def fn(y, w, m):
+        return _block_ids_rows(y, w, m, kl)
+
+    @fn.def_vmap
+    def _rule(axis_size, in_batched, y, w, m):
+        def full(a, batched):
+            return a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
+
+        y, w, m = (full(a, bt) for a, bt in zip((y, w, m), in_batched, strict=True))
+        out = fn(y.reshape(-1, y.shape[-1]), w.reshape(-1, w.shape[-1]), m.reshape(-1))
+        return out.reshape(y.shape), True
+
+    return fn
+
+
 def block_ids(y, w, length, *, kl: bool):
     """Block ids of the PAV solution, ``[R, n]`` int32, for rows ``y, w: [R, n]``."""
     y = lax.stop_gradient(y)
     w = lax.stop_gradient(w)
     if y.shape[0] == 0:
         return jnp.zeros(y.shape, jnp.int32)
-    return lax.platform_dependent(
-        y,
-        w,
-        length,
-        cpu=functools.partial(_block_ids_cpu, kl=kl),
-        default=functools.partial(_block_ids_vmap, kl=kl),
-    )
+    return _block_ids_fn(kl)(y, w, length)
 
 
 def _flat_ids(bid):
