@@ -154,7 +154,8 @@ def main() -> None:
         df, dg = jax_timers(dense_soft_rank, x, w)
         budget = 0.5 if n >= 10000 else 1.5
         d_fwd = timeit(df, budget=budget, min_reps=2)
-        d_bwd = timeit(dg, budget=budget, min_reps=2)
+        # Backward of the dense method at n=1e4 (1.6e9 pairs) takes ~1 min: not run.
+        d_bwd = float("nan") if n >= 10000 else timeit(dg, budget=budget, min_reps=2)
         # Compared with torchsort l2 of the same case.
         rows.append((f"{b}x{n}", "dense O(n²) sigmoid", d_fwd, d_bwd, *t_l2))
         print(f"  {b}x{n} dense: {d_fwd:.2f}/{d_bwd:.2f} ms", flush=True)

@@ -18,7 +18,10 @@ the original sigmoid. Networks:
   ``N``: ``log2(N)(log2(N) + 1)/2`` layers, O(N log^2 N) comparators.
 
 Padding (``where``) never mixes with valid items: a comparator that involves a
-padded slot is a hard swap that moves the padded slot up.
+padded slot is a hard swap that moves the padded slot up. The odd-even network
+runs only its first ``m`` layers for ``m`` valid items, so padding changes nothing;
+the bitonic network depends on ``N`` (the next power of two of ``n``), so padding
+that changes ``N`` changes the soft values (not the hard limit).
 
 Example:
     >>> import jax.numpy as jnp
@@ -99,9 +102,11 @@ def _run(x, valid, temperature, network, relaxation, with_matrix):
     if with_matrix and extra:
         mat = jnp.pad(mat, [(0, 0)] * (mat.ndim - 2) + [(0, extra), (0, 0)])
 
+    m = jnp.sum(valid, axis=-1, keepdims=True)
+
     def layer(carry, net):
         v, pad, mat = carry
-        part, lo = net
+        part, lo, t = net
         vp = jnp.take(v, part, axis=-1)
         padp = jnp.take(pad, part, axis=-1)
         diff = jnp.where(lo, vp - v, v - vp)
@@ -109,6 +114,9 @@ def _run(x, valid, temperature, network, relaxation, with_matrix):
         # Hard decisions where a padded slot is involved: padding moves to the high end.
         hard = jnp.where(lo, ~pad, pad)  # keep own value?
         p = jnp.where(pad | padp, jnp.where(pad & padp, 1.0, hard.astype(v.dtype)), p)
+        if network == "odd_even":
+            # The network for m items is the first m layers: padding changes nothing.
+            p = jnp.where(t < m, p, 1.0)
         new_v = p * v + (1 - p) * vp
         new_pad = jnp.where(p > 0.5, pad, padp)
         if mat is not None:
@@ -116,7 +124,9 @@ def _run(x, valid, temperature, network, relaxation, with_matrix):
             mat = p[..., None] * mat + (1 - p[..., None]) * matp
         return (new_v, new_pad, mat), None
 
-    (v, _, mat), _ = lax.scan(layer, (v, pad, mat), (jnp.asarray(partner), jnp.asarray(low)))
+    (v, _, mat), _ = lax.scan(
+        layer, (v, pad, mat), (jnp.asarray(partner), jnp.asarray(low), jnp.arange(len(partner)))
+    )
     return v[..., :n], (mat[..., :n, :] if with_matrix else None)
 
 
