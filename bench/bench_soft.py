@@ -1,0 +1,184 @@
+"""Benchmark jaxrank.soft.soft_rank against torchsort and a dense O(n^2) soft rank.
+
+Forward and forward+backward (gradient of a weighted sum of the ranks) for
+batch x n in {128x100, 128x1000, 16x10000}, l2 and kl, on CPU, pinned to one core
+by default (``--threads N`` to change). Prints the machine and a Markdown table
+(median milliseconds over repeats; ratio = jaxrank time / torchsort time, < 1 is
+faster). torchsort is optional (the ``bench`` extra); without it its columns say
+why. The dense baseline is rank-rank's pairwise-sigmoid soft rank
+``r_i = 1/2 + sum_j sigmoid((x_i - x_j) / tau)``, computed row by row so that
+memory stays O(n^2) per row.
+
+Usage: python bench/bench_soft.py [--threads 1] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+_ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+_ap.add_argument("--threads", type=int, default=1, help="CPU threads/cores to use (default 1)")
+_ap.add_argument("--quick", action="store_true", help="only 128x100 and 128x1000")
+ARGS = _ap.parse_args()
+
+if ARGS.threads == 1:
+    # One core for every library: pin the process and disable XLA's thread pool.
+    try:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    except (AttributeError, OSError):
+        pass
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+    ).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from jaxrank.soft import soft_rank  # noqa: E402
+
+CASES = [(128, 100), (128, 1000), (16, 10000)]
+if ARGS.quick:
+    CASES = CASES[:2]
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return (
+        f"{model}; {os.cpu_count()} logical cores; using {ARGS.threads} thread(s); "
+        f"load average {load[0]:.2f}; Python {platform.python_version()}; "
+        f"jax {jax.__version__}; GPU: not measured"
+    )
+
+
+def timeit(fn, *, budget=1.5, min_reps=3, max_reps=50) -> float:
+    fn()  # compile / warm up
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < budget and len(times) < max_reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def dense_soft_rank(x, tau=1.0):
+    """rank-rank style O(n^2) pairwise-sigmoid soft rank, one row at a time."""
+
+    def row(r):
+        return 0.5 + jnp.sum(jax.nn.sigmoid((r[:, None] - r[None, :]) / tau), axis=-1)
+
+    return lax.map(row, x)
+
+
+def jax_timers(f, x, w):
+    fwd = jax.jit(f)
+    grad = jax.jit(jax.grad(lambda z: jnp.sum(f(z) * w)))
+    return (
+        lambda: fwd(x).block_until_ready(),
+        lambda: grad(x).block_until_ready(),
+    )
+
+
+def torch_timers(xn, wn, reg):
+    import torch
+    import torchsort
+
+    x = torch.from_numpy(xn)
+    w = torch.from_numpy(wn)
+
+    def fwd():
+        with torch.no_grad():
+            torchsort.soft_rank(x, regularization=reg, regularization_strength=1.0)
+
+    def fwdbwd():
+        xr = x.clone().requires_grad_(True)
+        (
+            torchsort.soft_rank(xr, regularization=reg, regularization_strength=1.0) * w
+        ).sum().backward()
+
+    return fwd, fwdbwd
+
+
+def main() -> None:
+    print(f"Machine: {machine()}\n")
+    torch_error = None
+    try:
+        import torch
+        import torchsort  # noqa: F401
+
+        torch.set_num_threads(ARGS.threads)
+        from importlib.metadata import version
+
+        torch_version = f"torch {torch.__version__}, torchsort {version('torchsort')}"
+    except Exception as e:
+        torch_error = f"{type(e).__name__}: {e}"
+        torch_version = "unavailable"
+        print(f"torchsort skipped: {torch_error} (pip install 'jaxrank[bench]')\n")
+    print(f"Peer: {torch_version}\n")
+    rows = []
+    for b, n in CASES:
+        rng = np.random.default_rng(0)
+        xn = rng.normal(size=(b, n)).astype(np.float32)
+        wn = rng.normal(size=(b, n)).astype(np.float32)
+        x, w = jnp.asarray(xn), jnp.asarray(wn)
+        for reg in ["l2", "kl"]:
+            jf, jg = jax_timers(lambda z, reg=reg: soft_rank(z, regularization=reg), x, w)
+            j_fwd, j_bwd = timeit(jf), timeit(jg)
+            if torch_error is None:
+                tf, tg = torch_timers(xn, wn, reg)
+                t_fwd, t_bwd = timeit(tf), timeit(tg)
+            else:
+                t_fwd = t_bwd = float("nan")
+            rows.append((f"{b}x{n}", f"soft_rank {reg}", j_fwd, j_bwd, t_fwd, t_bwd))
+            if reg == "l2":
+                t_l2 = (t_fwd, t_bwd)
+            print(f"  {b}x{n} {reg}: jaxrank {j_fwd:.2f}/{j_bwd:.2f} ms, "
+                  f"torchsort {t_fwd:.2f}/{t_bwd:.2f} ms", flush=True)  # fmt: skip
+        df, dg = jax_timers(dense_soft_rank, x, w)
+        budget = 0.5 if n >= 10000 else 1.5
+        d_fwd = timeit(df, budget=budget, min_reps=2)
+        # Backward of the dense method at n=1e4 (1.6e9 pairs) takes ~1 min: not run.
+        d_bwd = float("nan") if n >= 10000 else timeit(dg, budget=budget, min_reps=2)
+        # Compared with torchsort l2 of the same case.
+        rows.append((f"{b}x{n}", "dense O(n²) sigmoid", d_fwd, d_bwd, *t_l2))
+        print(f"  {b}x{n} dense: {d_fwd:.2f}/{d_bwd:.2f} ms", flush=True)
+
+    def fmt(v):
+        return "—" if v != v else f"{v:.2f}"
+
+    def ratio(a, b):
+        return "—" if a != a or b != b else f"{a / b:.2f}×"
+
+    print()
+    print("| batch×n | method | jax fwd ms | jax fwd+bwd ms | torchsort fwd ms "
+          "| torchsort fwd+bwd ms | fwd ratio | fwd+bwd ratio |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for case, method, jf, jb, tf, tb in rows:
+        print(
+            f"| {case} | {method} | {fmt(jf)} | {fmt(jb)} | {fmt(tf)} | {fmt(tb)} "
+            f"| {ratio(jf, tf)} | {ratio(jb, tb)} |"
+        )
+    if torch_error is not None:
+        print(f"\ntorchsort columns empty: {torch_error}")
+    print("\nratio = jaxrank / torchsort (< 1 means jaxrank is faster); GPU: not measured.")
+
+
+if __name__ == "__main__":
+    main()
