@@ -2,10 +2,17 @@
 
 Subpackages (each re-exports its public API):
 
-* :mod:`jaxrank.io`      -- TREC runs and qrels, BEIR folders <-> padded arrays.
-* :mod:`jaxrank.eval`    -- trec_eval-exact evaluation of runs, significance tests.
-* :mod:`jaxrank.rerank`  -- MaxSim late interaction (native CPU kernel + pure JAX).
-* :mod:`jaxrank.quant`   -- int8 / binary codes and quantized scoring.
+* :mod:`jaxrank.io`       -- TREC runs and qrels, BEIR folders, SVMlight <-> arrays.
+* :mod:`jaxrank.eval`     -- trec_eval-exact evaluation of runs, significance tests.
+* :mod:`jaxrank.metrics`  -- in-graph ranking metrics on padded arrays.
+* :mod:`jaxrank.retrieve` -- BM25 family, TF-IDF, QL, RM3; exact, IVF and sharded dense search.
+* :mod:`jaxrank.topk`     -- streaming and cross-shard top-k merges.
+* :mod:`jaxrank.fusion`   -- rank/score fusion, normalizations, learned fusion weights.
+* :mod:`jaxrank.soft`     -- differentiable rank, sort and top-k.
+* :mod:`jaxrank.losses`   -- learning-to-rank, contrastive and distillation losses.
+* :mod:`jaxrank.nn`       -- Flax NNX scoring heads and optax training.
+* :mod:`jaxrank.rerank`   -- MaxSim (native CPU kernel + pure JAX), MMR/DPP, token pooling.
+* :mod:`jaxrank.quant`    -- int8 / binary codes and quantized scoring.
 
 Example:
     >>> import jaxrank
