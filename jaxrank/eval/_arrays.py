@@ -72,6 +72,7 @@ def build_arrays(
     relevance_level: int = 1,
 ) -> EvalArrays:
     """Lay out ``run`` (queries that have qrels, in ``strcmp`` order) as :class:`EvalArrays`."""
+    from jaxrank.eval._measures import _Ctx
     from jaxrank.eval._ranking import rank_queries
 
     cuts = tuple(int(k) for k in ndcg_cutoffs)
@@ -79,7 +80,7 @@ def build_arrays(
     for rr in rank_queries(qrels, run, relevance_level=relevance_level):
         # Documents laid out in trec_eval order, so that index order breaks float32 ties
         # by document id descending; the scores are the run's own (as float32).
-        B, N = rr.rel.shape
+        N = rr.rel.shape[1]
         valid = np.arange(N)[None, :] < rr.num_ret[:, None]
         scores = rr.scores
         isrel = rr.rel >= relevance_level
@@ -87,14 +88,10 @@ def build_arrays(
         order = np.argsort(~isrel, axis=1, kind="stable")[:, :R]
         rel_where = np.take_along_axis(isrel, order, axis=1)
         rel_gain = np.where(rel_where, np.take_along_axis(rr.rel, order, axis=1), 0)
-        levels = rr.rel_levels
-        ideal = np.zeros((B, len(cuts)), np.float64)
-        for b in range(B):
-            seq = np.repeat(np.arange(levels.shape[1] - 1, 0, -1), levels[b, :0:-1])
-            disc = seq / np.log2(np.arange(2, len(seq) + 2))
-            csum = np.cumsum(disc)
-            for c, k in enumerate(cuts):
-                ideal[b, c] = csum[min(k, len(csum)) - 1] if len(csum) else 0.0
+        # ideal DCG at each cutoff from the qrels' levels >= 1 (shared with ndcg_cut)
+        ideal_seq = _Ctx(rr).ideal_levels  # [B, M] levels sorted descending, 0-padded
+        csum = np.cumsum(ideal_seq / np.log2(np.arange(2, ideal_seq.shape[1] + 2)), axis=1)
+        ideal = np.stack([csum[:, min(k, csum.shape[1]) - 1] for k in cuts], axis=1)
         parts.append((scores, valid, order, rel_gain, rel_where, rr.num_rel, ideal))
     n = max(p[0].shape[1] for p in parts)
     R = max(p[2].shape[1] for p in parts)
