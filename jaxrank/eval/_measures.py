@@ -13,6 +13,7 @@ Averaging over queries ("all"): the arithmetic mean, except ``num_*`` (summed) a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -113,8 +114,6 @@ def _setup_gains(rel_levels_row: np.ndarray, pairs: dict[str, float]) -> _Gains:
         counts[lvl] = int(rel_levels_row[lvl])
     # trec_eval sorts with a comparator returning (int)(g1 - g2): gains closer than 1
     # compare equal. Python's sort is stable like glibc's merge sort.
-    import functools
-
     order = sorted(table, key=functools.cmp_to_key(lambda a, b: int(table[a] - table[b])))
     return _Gains(table, [(table[lvl], counts[lvl]) for lvl in order])
 
