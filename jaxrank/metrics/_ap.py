@@ -72,12 +72,15 @@ def average_precision(
       0.25
     """
     k = u.check_k(k)
-    u.check_ties(ties, "average_precision")
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"retrieved": retrieved}
+    scores, labels, where, (retrieved,) = u.check_metric_args(
+        "average_precision",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        empty=empty,
+        masks={"retrieved": retrieved},
     )
-    retrieved = u.bool_arg(extra, "retrieved", where)
 
     def one(s, y, w, ret):
         all_rel = ((y >= relevance_level) & w).astype(s.dtype)
@@ -142,13 +145,16 @@ def bpref(
       >>> float(bpref(s, y))  # R=2, N=2: each relevant item has 1 judged non-relevant above
       0.5
     """
-    u.check_ties(ties, "bpref", supported=False)
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"judged": judged, "retrieved": retrieved}
+    scores, labels, where, (judged, retrieved) = u.check_metric_args(
+        "bpref",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        ties_supported=False,
+        empty=empty,
+        masks={"judged": judged, "retrieved": retrieved},
     )
-    judged = u.bool_arg(extra, "judged", where)
-    retrieved = u.bool_arg(extra, "retrieved", where)
 
     def one(s, y, w, j, ret):
         j = j & w
@@ -219,12 +225,16 @@ def interpolated_precision(
       [0.6667, 0.6667, 0.6667]
     """
     levels = _check_levels(recall_levels)
-    u.check_ties(ties, "interpolated_precision", supported=False)
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"retrieved": retrieved}
+    scores, labels, where, (retrieved,) = u.check_metric_args(
+        "interpolated_precision",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        ties_supported=False,
+        empty=empty,
+        masks={"retrieved": retrieved},
     )
-    retrieved = u.bool_arg(extra, "retrieved", where)
     level_arr = jnp.asarray(levels, scores.dtype)
 
     def one(s, y, w, ret):

@@ -52,12 +52,15 @@ def reciprocal_rank(
       0.75
     """
     k = u.check_k(k)
-    u.check_ties(ties, "reciprocal_rank")
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"retrieved": retrieved}
+    scores, labels, where, (retrieved,) = u.check_metric_args(
+        "reciprocal_rank",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        empty=empty,
+        masks={"retrieved": retrieved},
     )
-    retrieved = u.bool_arg(extra, "retrieved", where)
 
     def one(s, y, w, ret):
         rel = ((y >= relevance_level) & w).astype(s.dtype)
@@ -111,12 +114,16 @@ def err(
       0.53125
     """
     k = u.check_k(k)
-    u.check_ties(ties, "err", supported=False)
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"retrieved": retrieved}
+    scores, labels, where, (retrieved,) = u.check_metric_args(
+        "err",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        ties_supported=False,
+        empty=empty,
+        masks={"retrieved": retrieved},
     )
-    retrieved = u.bool_arg(extra, "retrieved", where)
 
     def one(s, y, w, ret):
         y = jnp.where(w, jnp.maximum(y, 0.0), 0.0)
@@ -178,13 +185,15 @@ def rbp(
     """
     _check_p(p)
     k = u.check_k(k)
-    u.check_ties(ties, "rbp")
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"judged": judged, "retrieved": retrieved}
+    scores, labels, where, (judged, retrieved) = u.check_metric_args(
+        "rbp",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        empty=empty,
+        masks={"judged": judged, "retrieved": retrieved},
     )
-    judged = u.bool_arg(extra, "judged", where)
-    retrieved = u.bool_arg(extra, "retrieved", where)
 
     def one(s, y, w, j, ret):
         rel = ((y >= relevance_level) & w & j).astype(s.dtype)
@@ -228,12 +237,15 @@ def rbp_residual(
     """
     _check_p(p)
     k = u.check_k(k)
-    u.check_ties(ties, "rbp_residual")
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"judged": judged, "retrieved": retrieved}
+    scores, labels, where, (judged, retrieved) = u.check_metric_args(
+        "rbp_residual",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        empty=None,
+        masks={"judged": judged, "retrieved": retrieved},
     )
-    judged = u.bool_arg(extra, "judged", where)
-    retrieved = u.bool_arg(extra, "retrieved", where)
 
     def one(s, w, j, ret):
         w = w & ret

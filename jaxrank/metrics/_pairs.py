@@ -43,12 +43,16 @@ def ordered_pair_accuracy(
       >>> float(ordered_pair_accuracy(jnp.array([3.0, 1.0, 2.0]), jnp.array([2, 1, 0])))
       0.6666666865348816
     """
-    u.check_ties(ties, "ordered_pair_accuracy")
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"retrieved": retrieved}
+    scores, labels, where, (retrieved,) = u.check_metric_args(
+        "ordered_pair_accuracy",
+        scores,
+        labels,
+        where,
+        ties=ties,
+        empty=empty,
+        masks={"retrieved": retrieved},
     )
-    where = where & u.bool_arg(extra, "retrieved", where)
+    where = where & retrieved
 
     def one(s, y, w):
         n = s.shape[-1]

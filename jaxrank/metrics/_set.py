@@ -19,13 +19,10 @@ Array = u.Array
 
 
 def _common(scores, labels, where, retrieved, k, ties, empty, name):
-    k = u.check_k(k)
-    u.check_ties(ties, name)
-    u.check_choice(empty, "empty", ("zero", "nan"))
-    scores, labels, where, extra = u.check_inputs(
-        scores, labels, where, extra={"retrieved": retrieved}
+    scores, labels, where, (retrieved,) = u.check_metric_args(
+        name, scores, labels, where, ties=ties, empty=empty, masks={"retrieved": retrieved}
     )
-    return scores, labels, where, u.bool_arg(extra, "retrieved", where), k
+    return scores, labels, where, retrieved, u.check_k(k)
 
 
 def _relevant_in_cutoff(

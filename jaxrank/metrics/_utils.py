@@ -115,6 +115,32 @@ def bool_arg(extra: dict[str, Array], name: str, default: Array) -> Array:
     return value
 
 
+def check_metric_args(
+    fn_name: str,
+    scores,
+    labels,
+    where,
+    *,
+    ties: str = "first",
+    ties_supported: bool = True,
+    empty: str | None = "zero",
+    masks: dict[str, object] | None = None,
+) -> tuple[Array, Array, Array, list[Array]]:
+    """The argument checks every metric shares, in one place.
+
+    Checks ``ties`` (for ``fn_name``), ``empty`` (unless None), the shapes and dtypes
+    of ``scores``/``labels``/``where`` and of each optional bool mask in ``masks``
+    (name -> array or None). Returns the converted ``scores``, ``labels``, ``where``
+    and the masks in the order given, each defaulting to ``where`` when None.
+    """
+    check_ties(ties, fn_name, supported=ties_supported)
+    if empty is not None:
+        check_choice(empty, "empty", ("zero", "nan"))
+    masks = masks or {}
+    scores, labels, where, extra = check_inputs(scores, labels, where, extra=masks)
+    return scores, labels, where, [bool_arg(extra, name, where) for name in masks]
+
+
 def acc_dtype(*arrays: Array):
     """float32, unless an input is float64 (then float64, under jax_enable_x64)."""
     if any(a.dtype == jnp.float64 for a in arrays):
