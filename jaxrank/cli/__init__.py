@@ -50,6 +50,15 @@ class UserError(Exception):
     """A mistake in the command's input: printed as one line, exit status 2."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph descriptions; keeps texts with line breaks (examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxrank",
@@ -59,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
             "with late interaction, and run the whole pipeline as a demo."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"jaxrank {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

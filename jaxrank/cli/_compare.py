@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
 from jaxrank.cli._common import add_qrels_format, load_qrels
 from jaxrank.eval import compare
 from jaxrank.io import read_run
@@ -28,7 +28,7 @@ def register(sub) -> None:
             "Holm or Bonferroni correction across all comparisons."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("qrels", help="TREC qrels file (or BEIR .tsv), gzip accepted")
     p.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files, the baseline first")

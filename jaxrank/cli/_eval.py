@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxrank.cli import HelpFormatter
 from jaxrank.cli._common import FORMATS, add_qrels_format, load_qrels
 from jaxrank.eval import evaluate
 from jaxrank.io import read_run
@@ -28,7 +29,7 @@ def register(sub) -> None:
             "'ndcg.1=3,2=9', ..."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("qrels", help="TREC qrels file (or BEIR .tsv), gzip accepted")
     p.add_argument("run", help="TREC run file, gzip accepted")

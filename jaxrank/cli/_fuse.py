@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
 from jaxrank.cli._common import add_qrels_format, add_run_output, load_qrels, write_run_output
 
 EPILOG = """\
@@ -36,7 +36,7 @@ def register(sub) -> None:
             f"methods ({', '.join(TRAINED)}) need --qrels."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("runs", nargs="+", help="TREC run files (gzip accepted)")
     p.add_argument("--method", default="rrf", choices=METHODS, help="fusion method (rrf)")

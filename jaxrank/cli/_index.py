@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
 
 METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+", "tfidf", "ql_dirichlet", "ql_jm")
 
@@ -51,7 +51,7 @@ def register(sub) -> None:
             "INDEX_DIR. The scoring options are saved as defaults for `jaxrank search`."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("corpus", help="corpus.jsonl (or a BEIR folder)")
     p.add_argument("index_dir", help="output directory")

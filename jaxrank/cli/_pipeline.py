@@ -120,24 +120,43 @@ def _tfidf(index):
     return index.post_doc, index.post_term, w.post_w, np.asarray(w.query_idf)
 
 
+def _orth(z):
+    """Orthonormal basis of the columns of a tall ``z [m, l]`` through the ``l x l`` Gram
+    matrix (XLA's CPU QR of tall matrices is slow): ``z E diag(w)^-1/2`` with
+    ``z^T z = E diag(w) E^T``; directions with ``w`` below ``1e-6 max(w)`` are zeroed."""
+    w, e = jnp.linalg.eigh(z.T @ z)
+    keep = w > 1e-6 * jnp.max(w)
+    return (z @ e) * jnp.where(keep, jax.lax.rsqrt(jnp.where(keep, w, 1.0)), 0.0)
+
+
 @partial(jax.jit, static_argnames=("n_docs", "n_terms", "rank", "n_iter"))
-def _randomized_svd(rows, cols, vals, key, *, n_docs, n_terms, rank, n_iter):
+def _randomized_svd(rows, cols, vals, perm, key, *, n_docs, n_terms, rank, n_iter):
+    # postings come term-major (cols sorted); perm orders them doc-major (rows sorted)
+    rows_d, cols_d, vals_d = rows[perm], cols[perm], vals[perm]
+
     def a_mul(x):  # A @ x, x [V, l] -> [N, l]
-        return jax.ops.segment_sum(vals[:, None] * x[cols], rows, num_segments=n_docs)
+        return jax.ops.segment_sum(
+            vals_d[:, None] * x[cols_d], rows_d, num_segments=n_docs, indices_are_sorted=True
+        )
 
     def at_mul(y):  # A^T @ y, y [N, l] -> [V, l]
-        return jax.ops.segment_sum(vals[:, None] * y[rows], cols, num_segments=n_terms)
+        return jax.ops.segment_sum(
+            vals[:, None] * y[rows], cols, num_segments=n_terms, indices_are_sorted=True
+        )
 
     omega = jax.random.normal(key, (n_terms, rank), jnp.float32)
-    q, _ = jnp.linalg.qr(a_mul(omega))
+    q = _orth(_orth(a_mul(omega)))  # twice: CholeskyQR2-style accuracy
 
     def power(_, q):  # subspace (power) iteration, re-orthonormalized
-        z, _ = jnp.linalg.qr(at_mul(q))
-        return jnp.linalg.qr(a_mul(z))[0]
+        return _orth(_orth(a_mul(_orth(at_mul(q)))))
 
     q = jax.lax.fori_loop(0, n_iter, power, q)
     b_t = at_mul(q)  # B^T = A^T Q  [V, l]
-    v, s, _ = jnp.linalg.svd(b_t, full_matrices=False)  # B^T = V S Ut  =>  A ~ Q Ut^T S V^T
+    # SVD of the small B = Q^T A through B B^T = Ub S^2 Ub^T: V = B^T Ub S^-1
+    w, ub = jnp.linalg.eigh(b_t.T @ b_t)
+    w, ub = w[::-1], ub[:, ::-1]  # descending
+    s = jnp.sqrt(jnp.maximum(w, 0.0))
+    v = (b_t @ ub) * jnp.where(s > 0, 1.0 / jnp.where(s > 0, s, 1.0), 0.0)
     return a_mul(v), s, v  # documents A V (~ U S): the same projection as queries q V
 
 
@@ -151,6 +170,7 @@ def fit_lsa(index, dim: int, *, n_iter: int = 4, oversample: int = 10, seed: int
         jnp.asarray(rows),
         jnp.asarray(cols),
         jnp.asarray(vals, jnp.float32),
+        jnp.asarray(np.argsort(rows, kind="stable")),
         jax.random.key(seed),
         n_docs=n,
         n_terms=v,

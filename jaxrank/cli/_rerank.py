@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
 from jaxrank.cli._common import add_run_output, write_run_output
 
 EPILOG = """\
@@ -41,7 +41,7 @@ def register(sub) -> None:
             "(the output scores are k, k-1, ..., 1 in selection order)."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("run", help="TREC run file to rerank (gzip accepted)")
     p.add_argument(
@@ -50,7 +50,9 @@ def register(sub) -> None:
         metavar="DIR",
         help="BEIR folder with the run's corpus.jsonl and queries.jsonl",
     )
-    p.add_argument("--method", choices=("maxsim", "mmr"), default="maxsim", help="(maxsim)")
+    p.add_argument(
+        "--method", choices=("maxsim", "mmr"), default="maxsim", help="reranker (maxsim)"
+    )
     p.add_argument(
         "-k", "--depth", type=int, default=100, help="top documents reranked per query (100)"
     )
@@ -58,6 +60,7 @@ def register(sub) -> None:
     p.add_argument(
         "--lambda",
         dest="lambda_",
+        metavar="L",
         type=float,
         default=0.5,
         help="MMR weight of relevance against novelty, in [0, 1] (0.5)",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
 from jaxrank.cli._common import add_qrels_format, add_run_output, load_qrels, write_run_output
 from jaxrank.cli._index import add_method_args, method_params
 
@@ -31,7 +31,7 @@ def register(sub) -> None:
             "saved with the index; flags override them."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("index_dir", help="index directory")
     p.add_argument("queries", help="queries.jsonl or qid<TAB>text .tsv")
