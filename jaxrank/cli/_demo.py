@@ -51,8 +51,15 @@ def register(sub) -> None:
     )
     p.add_argument("--dim", type=int, help="LSA dimensions (default: 32, or 128 above 2000 docs)")
     p.add_argument("--steps", type=int, default=100, help="training steps of the head (100)")
+    p.add_argument(
+        "--stemmer",
+        default="auto",
+        help="Snowball language, 'none', or 'auto' (english when PyStemmer is installed)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="Markdown tables or JSON"
+    )
     p.set_defaults(func=run)
 
 
@@ -64,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         dim=args.dim,
         steps=args.steps,
         seed=args.seed,
+        stemmer=args.stemmer,
         verbose=True,
     )
     if args.format == "json":
@@ -81,6 +89,7 @@ def run_demo(
     dim: int | None = None,
     steps: int = 100,
     seed: int = 0,
+    stemmer: str | None = "auto",
     verbose: bool = False,
 ) -> dict:
     """Run every stage; returns ``{"collection", "stages": [...], "head": {...}}``."""
@@ -100,7 +109,10 @@ def run_demo(
         raise UserError(f"{data}: no qrels/{split}.tsv, so nothing to evaluate")
     if not col.query_ids:
         raise UserError(f"{data}: no judged query is in queries.jsonl")
-    stemmer = P.default_stemmer()
+    if stemmer == "auto":
+        stemmer = P.default_stemmer()
+    elif stemmer == "none":
+        stemmer = None
     say(
         f"jaxrank demo: {col.name}: {len(col.doc_ids)} documents, {len(col.query_ids)} "
         f"judged queries, {len(col.qrels)} judgments (stemmer: {stemmer or 'none'})"
