@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxrank.cli._common import add_qrels_format, load_qrels, show_warnings_briefly
+from jaxrank.cli import HelpFormatter, UserError
+from jaxrank.cli._common import add_qrels_format, load_qrels
 from jaxrank.eval import compare
 from jaxrank.io import read_run
+
+EPILOG = """\
+examples:
+  jaxrank compare qrels.txt bm25.trec dense.trec fused.trec       # baseline: bm25.trec
+  jaxrank compare qrels.txt a.trec b.trec -m map -m P.10 --correction bonferroni
+  jaxrank compare qrels.txt a.trec b.trec --trials 2000 --format json
+"""
 
 
 def register(sub) -> None:
@@ -19,9 +27,11 @@ def register(sub) -> None:
             "randomization test, bootstrap confidence interval of the mean difference, and "
             "Holm or Bonferroni correction across all comparisons."
         ),
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("qrels")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="baseline first")
+    p.add_argument("qrels", help="TREC qrels file (or BEIR .tsv), gzip accepted")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files, the baseline first")
     p.add_argument(
         "-m",
         "--measure",
@@ -30,19 +40,30 @@ def register(sub) -> None:
         metavar="MEASURE",
         help="trec_eval measure (repeatable; default: map and ndcg_cut.10)",
     )
-    p.add_argument("--trials", type=int, default=10_000, help="randomization/bootstrap trials")
-    p.add_argument("--correction", choices=("holm", "bonferroni", "none"), default="holm")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--trials", type=int, default=10_000, help="randomization/bootstrap trials (10000)"
+    )
+    p.add_argument(
+        "--correction",
+        choices=("holm", "bonferroni", "none"),
+        default="holm",
+        help="multiple-comparison correction of the p-values (holm)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="Markdown table (default), json or csv",
+    )
     p.add_argument("-l", type=int, default=1, dest="level", metavar="N", help="relevance level")
     add_qrels_format(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    show_warnings_briefly()
     if len(args.runs) < 2:
-        raise ValueError("give at least two runs (the first is the baseline)")
+        raise UserError("give at least two runs (the first is the baseline)")
     result = compare(
         load_qrels(args.qrels, args.qrels_format),
         [read_run(r) for r in args.runs],

@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxrank.cli._common import FORMATS, add_qrels_format, load_qrels, show_warnings_briefly
+from jaxrank.cli import HelpFormatter
+from jaxrank.cli._common import FORMATS, add_qrels_format, load_qrels
 from jaxrank.eval import evaluate
 from jaxrank.io import read_run
+
+EPILOG = """\
+examples:
+  jaxrank eval qrels.txt run.trec                      # trec_eval's official measures
+  jaxrank eval qrels.txt run.trec -m map -m ndcg_cut.10,20 -q
+  jaxrank eval beir/scifact/qrels/test.tsv run.trec -m ndcg_cut.10 --format json
+"""
 
 
 def register(sub) -> None:
@@ -20,6 +28,8 @@ def register(sub) -> None:
             "'official' (default), 'all_trec', 'map', 'P.5,10', 'ndcg_cut.10', "
             "'ndcg.1=3,2=9', ..."
         ),
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("qrels", help="TREC qrels file (or BEIR .tsv), gzip accepted")
     p.add_argument("run", help="TREC run file, gzip accepted")
@@ -62,13 +72,17 @@ def register(sub) -> None:
         metavar="N",
         help="number of documents in the collection (for utility)",
     )
-    p.add_argument("--format", choices=FORMATS, default="trec", help="output format")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="trec",
+        help="trec_eval text (default), json, csv or a Markdown table",
+    )
     add_qrels_format(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    show_warnings_briefly()
     result = evaluate(
         load_qrels(args.qrels, args.qrels_format),
         read_run(args.run),

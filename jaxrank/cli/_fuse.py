@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
+from jaxrank.cli._common import add_qrels_format, add_run_output, load_qrels, write_run_output
+
+EPILOG = """\
+examples:
+  jaxrank fuse bm25.trec dense.trec -o fused.trec             # RRF (k=60)
+  jaxrank fuse a.trec b.trec --method wsum --weights 0.3,0.7 --norm min-max
+  jaxrank fuse a.trec b.trec --method probfuse --qrels train.qrels --format json
+"""
 
 
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.replace(",", " ").split()]
     except ValueError as err:
-        raise UserError(f"--weights must be numbers separated by commas: {text!r}") from err
+        raise argparse.ArgumentTypeError(
+            f"must be numbers separated by commas, got {text!r}"
+        ) from err
 
 
 def register(sub) -> None:
@@ -25,6 +35,8 @@ def register(sub) -> None:
             "have it; ties are broken by doc id descending (trec_eval order). Trained "
             f"methods ({', '.join(TRAINED)}) need --qrels."
         ),
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("runs", nargs="+", help="TREC run files (gzip accepted)")
     p.add_argument("--method", default="rrf", choices=METHODS, help="fusion method (rrf)")
@@ -43,6 +55,7 @@ def register(sub) -> None:
     p.add_argument("--window", type=int, default=2, help="SlideFuse window (2)")
     p.add_argument("--segments", type=int, default=10, help="ProbFuse segments (10)")
     p.add_argument("--qrels", help="qrels to train the probabilistic methods on")
+    add_qrels_format(p)
     p.add_argument(
         "--rank-from",
         choices=("score", "file"),
@@ -51,15 +64,13 @@ def register(sub) -> None:
     )
     p.add_argument("-k", "--depth", type=int, default=1000, help="documents kept per query")
     p.add_argument("--float64", action="store_true", help="compute in float64")
-    p.add_argument("--tag", help="run tag written in the last column")
-    p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    add_run_output(p, default_name=None)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from jaxrank.fusion import TRAINED, fuse, train
     from jaxrank.fusion._host import runs_to_arrays
-    from jaxrank.io import write_run
 
     if len(args.runs) < 2:
         raise UserError("fuse needs at least two runs")
@@ -74,14 +85,12 @@ def run(args) -> int:
     if args.method in TRAINED:
         if not args.qrels:
             raise UserError(f"--method {args.method} is trained from judgments: give --qrels")
-        from jaxrank.cli._common import load_qrels
-
         x = runs_to_arrays(args.runs)
         params.update(
             train(
                 args.method,
                 x,
-                load_qrels(args.qrels),
+                load_qrels(args.qrels, args.qrels_format),
                 rank_from=args.rank_from,
                 n_segments=args.segments,
             )
@@ -97,13 +106,5 @@ def run(args) -> int:
         dtype="float64" if args.float64 else "float32",
         **params,
     )
-    tag = args.tag or f"jaxrank-{args.method}"
-    if args.output == "-":
-        import tempfile
-
-        with tempfile.NamedTemporaryFile("r", suffix=".trec") as tmp:
-            write_run(fused, tmp.name, name=tag)
-            sys.stdout.write(open(tmp.name).read())
-    else:
-        write_run(fused, args.output, name=tag)
+    write_run_output(fused, args.output, args.format, args.run_name or f"jaxrank-{args.method}")
     return 0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
 
 METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+", "tfidf", "ql_dirichlet", "ql_jm")
 
@@ -32,6 +33,14 @@ def method_params(method: str, values: dict) -> dict:
     return {k: values[k] for k in keys if values.get(k) is not None}
 
 
+EPILOG = """\
+examples:
+  jaxrank index beir/scifact idx/                     # Lucene BM25 defaults, Snowball stems
+  jaxrank index corpus.jsonl idx/ --method bm25+ --k1 0.9 --b 0.4 --stemmer none
+  jaxrank index beir/scifact idx/ --format json       # statistics as JSON on stdout
+"""
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "index",
@@ -41,6 +50,8 @@ def register(sub) -> None:
             "title + ' ' + text per document) and write a memory-mappable index to "
             "INDEX_DIR. The scoring options are saved as defaults for `jaxrank search`."
         ),
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("corpus", help="corpus.jsonl (or a BEIR folder)")
     p.add_argument("index_dir", help="output directory")
@@ -51,6 +62,12 @@ def register(sub) -> None:
         help="'en' (33-word Lucene list, default), 'en_plus' (NLTK, 179 words) or 'none'",
     )
     p.add_argument("--stemmer", default="english", help="Snowball language (PyStemmer) or 'none'")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="report as a line on stderr (text, default) or as JSON on stdout",
+    )
     p.set_defaults(func=run)
 
 
@@ -73,6 +90,17 @@ def run(args: argparse.Namespace) -> int:
     index = dataclasses.replace(index, defaults=defaults)
     save_index(index, args.index_dir)
     dt = time.perf_counter() - t0
+    if args.format == "json":
+        report = {
+            "index_dir": str(args.index_dir),
+            "documents": index.n_docs,
+            "terms": index.n_terms,
+            "postings": len(index.post_doc),
+            "seconds": round(dt, 3),
+            "defaults": defaults,
+        }
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
     print(
         f"indexed {index.n_docs} documents, {index.n_terms} terms, "
         f"{len(index.post_doc)} postings in {dt:.1f}s -> {args.index_dir}",

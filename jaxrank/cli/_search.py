@@ -9,8 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrank.cli import UserError
+from jaxrank.cli import HelpFormatter, UserError
+from jaxrank.cli._common import add_qrels_format, add_run_output, load_qrels, write_run_output
 from jaxrank.cli._index import add_method_args, method_params
+
+EPILOG = """\
+examples:
+  jaxrank search idx/ beir/scifact/queries.jsonl -o bm25.trec
+  jaxrank search idx/ queries.tsv -k 100 --method bm25l --rm3 > bm25l-rm3.trec
+  jaxrank search idx/ queries.jsonl --qrels beir/scifact/qrels/test.tsv --format json -o run.json
+"""
 
 
 def register(sub) -> None:
@@ -22,17 +30,21 @@ def register(sub) -> None:
             "TSV file 'qid<TAB>text') and write a TREC run. Scoring defaults to the options "
             "saved with the index; flags override them."
         ),
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("index_dir", help="index directory")
     p.add_argument("queries", help="queries.jsonl or qid<TAB>text .tsv")
-    p.add_argument("-k", type=int, default=1000, help="results per query (default 1000)")
-    p.add_argument("-o", "--output", required=True, help="output TREC run file ('-': stdout)")
+    p.add_argument(
+        "-k", "--depth", dest="k", type=int, default=1000, help="results per query (1000)"
+    )
     p.add_argument("--qrels", help="only search the queries judged in this qrels file")
+    add_qrels_format(p)
     p.add_argument("--rm3", action="store_true", help="RM3 pseudo-relevance feedback")
     p.add_argument("--fb-docs", type=int, default=10, help="RM3 feedback documents (10)")
     p.add_argument("--fb-terms", type=int, default=10, help="RM3 expansion terms (10)")
     p.add_argument("--orig-weight", type=float, default=0.5, help="RM3 query weight (0.5)")
-    p.add_argument("--run-name", default="jaxrank", help="run tag (default jaxrank)")
+    add_run_output(p, default_name="jaxrank")
     add_method_args(p, defaults=False)
     p.set_defaults(func=run)
 
@@ -59,17 +71,14 @@ def _read_queries(path: str) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxrank.cli._common import load_qrels, show_warnings_briefly
-    from jaxrank.io import write_run
     from jaxrank.retrieve import load_index, rm3, searcher
 
-    show_warnings_briefly()
     if args.k < 1:
         raise UserError(f"-k must be >= 1, got {args.k}")
     index = load_index(args.index_dir)
     qids, texts = _read_queries(args.queries)
     if args.qrels:
-        judged = set(load_qrels(args.qrels).query_ids.tolist())
+        judged = set(load_qrels(args.qrels, args.qrels_format).query_ids.tolist())
         keep = [i for i, q in enumerate(qids) if q in judged]
         qids, texts = [qids[i] for i in keep], [texts[i] for i in keep]
     if not qids:
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         res = s.search(texts, k)
     run_ = res.to_run(qids, name=args.run_name)
-    write_run(run_, "/dev/stdout" if args.output == "-" else args.output)
+    write_run_output(run_, args.output, args.format, args.run_name)
     dt = time.perf_counter() - t0
     print(
         f"searched {len(qids)} queries ({method}, k={k}) in {dt:.2f}s; "
