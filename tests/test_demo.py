@@ -63,10 +63,9 @@ def test_builtin_collection_needs_more_than_word_overlap():
 
 def test_generator_reproduces_the_shipped_files():
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_collection.py"
-    spec = importlib.util.spec_from_file_location("make_demo_collection", path)
+    path = builtin_path() / "make_collection.py"
+    spec = importlib.util.spec_from_file_location("make_collection", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     corpus, queries, qrels = mod.generate()

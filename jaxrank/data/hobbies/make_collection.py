@@ -13,7 +13,7 @@ Judgments (the stated rule, also in ``jaxrank/data/hobbies/README.md``):
 * 1: the document was written for the query's topic, another facet;
 * 0: every other document (not listed in the qrels file, as BEIR does).
 
-Run ``python scripts/make_demo_collection.py`` to regenerate (output is deterministic).
+Run ``python -m jaxrank.data.hobbies.make_collection`` to regenerate (output is deterministic).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import random
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "jaxrank" / "data" / "hobbies"
+OUT = Path(__file__).resolve().parent
 SEED = 20261126
 DOCS_PER_PAIR = 2
 
