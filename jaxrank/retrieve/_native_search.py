@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 _fn: Any = None
+_MODE = 0  # tests: 1 forces the kernel's dense mode, 2 its sparse mode (0: per query)
 _tried = False
 
 
@@ -39,7 +40,8 @@ def _kernel():
     p = ctypes.c_void_p
     i64 = ctypes.c_int64
     fn.restype = ctypes.c_int32
-    fn.argtypes = [i64, p, p, p, p, i64, i64, p, p, p, p, p, i64, ctypes.c_int32, p, p, p]
+    i32 = ctypes.c_int32
+    fn.argtypes = [i64, p, p, p, p, i64, i64, p, p, p, p, p, i64, i32, i32, p, p, p]
     _fn = fn
     return fn
 
@@ -104,6 +106,7 @@ def search(host, n_docs, terms, weights, where, q_const, q_len, k, n_threads):
         q_len.ctypes.data,
         k,
         threads,
+        _MODE,
         out_s.ctypes.data,
         out_i.ctypes.data,
         out_v.ctypes.data,
