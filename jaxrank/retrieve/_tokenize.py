@@ -194,10 +194,20 @@ class Tokenizer:
         vocab = {} if vocab is None else vocab
         split = self._split(texts, desc)
         flat = list(chain.from_iterable(split))
-        distinct = sorted(set(flat))  # sorted: deterministic term ids
+        if grow:
+            word_id: dict[str, int] = {}
+            distinct = sorted(set(flat))  # sorted: deterministic term ids
+        else:
+            # query side: word -> term id of this vocab, kept between calls (invalid
+            # once the vocab changes size)
+            cached = self._cache.get("query_word_id")
+            if cached is None or cached[0] is not vocab or cached[1] != len(vocab):
+                cached = (vocab, len(vocab), {})
+                self._cache["query_word_id"] = cached
+            word_id = cached[2]
+            distinct = sorted(set(flat).difference(word_id))
         table = self._terms_of(distinct)
         # map each distinct word once to a term id (-1: stopword or unknown term)
-        word_id: dict[str, int] = {}
         for word in distinct:
             term = table[word]
             if term is None:
