@@ -504,6 +504,40 @@ def test_native_equals_pure_on_scifact(
         _assert_same_result(two.search(qs, 1000), scifact_pure_top1000["lucene"], "threads")
 
 
+def test_lexical_kernel_sanitizer_harness(tmp_path):
+    """ASan + UBSan build of ffi/test_lexical.cc: the kernel against a brute-force reference."""
+    import os
+    import shutil
+
+    from tests._native_helpers import require_native
+
+    require_native()
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        pytest.fail(f"C++ compiler {cxx!r} not found (needed for the sanitizer harness)")
+    exe = tmp_path / "test_lexical"
+    build = subprocess.run(
+        [cxx, "-std=c++17", "-O1", "-g", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-ffp-contract=off", "-pthread",
+         str(REPO / "ffi" / "test_lexical.cc"), str(REPO / "ffi" / "lexical.cc"), "-o", str(exe)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert "failures: 0" in run.stdout
+
+
+def test_query_word_cache_follows_vocab():
+    tok = Tokenizer(stopwords=None, stemmer=None)
+    _, _, vocab = tok.encode(["apple pie"])
+    assert tok.encode(["pie cake"], vocab, grow=False)[0].tolist() == [vocab["pie"]]
+    tok.encode(["cake"], vocab)  # the vocab grows: the cached "cake" -> unknown is stale
+    got = tok.encode(["pie cake"], vocab, grow=False)[0].tolist()
+    assert got == [vocab["pie"], vocab["cake"]]
+
+
 def test_impl_selection():
     from jax.sharding import Mesh
 
