@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <cctype>
 #include <random>
+#include <string>
 #include <vector>
 
 extern "C" int32_t jaxrank_lexical_search(int64_t, const int64_t*, const int32_t*, const float*,
@@ -16,6 +18,52 @@ extern "C" int32_t jaxrank_lexical_search(int64_t, const int64_t*, const int32_t
                                           const float*, int64_t, int32_t, int32_t, float*,
                                           int32_t*, uint8_t*);
 extern "C" void jaxrank_lexical_release();
+extern "C" int64_t jaxrank_tokenize_ascii(const char*, const int64_t*, int64_t, int32_t, int32_t*,
+                                          int64_t*, char*, int64_t*, int64_t*);
+
+// The ASCII scanner against a direct re-scan: every token's word is the lowered run.
+static int check_tokenizer(std::mt19937& rng) {
+  int failures = 0;
+  const char alphabet[] = "aZq_9 .-\n";
+  for (int rep = 0; rep < 40; ++rep) {
+    const int64_t n = rng() % 30;
+    std::string buf;
+    std::vector<int64_t> start(1, 0);
+    for (int64_t d = 0; d < n; ++d) {
+      const int64_t len = rng() % 40;
+      for (int64_t i = 0; i < len; ++i) buf += alphabet[rng() % (sizeof(alphabet) - 1)];
+      start.push_back(static_cast<int64_t>(buf.size()));
+    }
+    const int64_t cap = static_cast<int64_t>(buf.size()) / 3 + n + 1;  // as the Python caller
+    std::vector<int32_t> tok(cap);
+    std::vector<int64_t> counts(n + 1), wstart(cap + 1), nw(1);
+    std::vector<char> words(buf.size() + cap + 1);
+    const int64_t nt = jaxrank_tokenize_ascii(buf.data(), start.data(), n, 1, tok.data(),
+                                              counts.data(), words.data(), wstart.data(), nw.data());
+    // reference scan
+    std::vector<std::string> ref;
+    for (int64_t d = 0; d < n; ++d) {
+      std::string cur;
+      for (int64_t i = start[d]; i <= start[d + 1]; ++i) {
+        const char c = i < start[d + 1] ? buf[i] : ' ';
+        if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+          cur += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        } else {
+          if (cur.size() >= 2) ref.push_back(cur);
+          cur.clear();
+        }
+      }
+    }
+    bool good = nt == static_cast<int64_t>(ref.size());
+    for (int64_t i = 0; good && i < nt; ++i)
+      good = tok[i] >= 0 && tok[i] < nw[0] && ref[i] == std::string(words.data() + wstart[tok[i]]);
+    if (!good) {
+      ++failures;
+      std::printf("FAIL tokenizer rep=%d\n", rep);
+    }
+  }
+  return failures;
+}
 
 static uint32_t ukey(float x) {
   uint32_t b;
@@ -118,6 +166,7 @@ int main() {
                              nullptr, nullptr, 2, 1, 0, &s, &i, &ok) != -1)
     ++failures;
   jaxrank_lexical_release();
+  failures += check_tokenizer(rng);
   std::printf("cases: %d failures: %d\n", cases, failures);
   return failures != 0;
 }

@@ -519,7 +519,8 @@ def test_lexical_kernel_sanitizer_harness(tmp_path):
     build = subprocess.run(
         [cxx, "-std=c++17", "-O1", "-g", "-fsanitize=address,undefined",
          "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-ffp-contract=off", "-pthread",
-         str(REPO / "ffi" / "test_lexical.cc"), str(REPO / "ffi" / "lexical.cc"), "-o", str(exe)],
+         *(str(REPO / "ffi" / f) for f in ("test_lexical.cc", "lexical.cc", "tokenize_ascii.cc")),
+         "-o", str(exe)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
@@ -536,6 +537,25 @@ def test_query_word_cache_follows_vocab():
     tok.encode(["cake"], vocab)  # the vocab grows: the cached "cake" -> unknown is stale
     got = tok.encode(["pie cake"], vocab, grow=False)[0].tolist()
     assert got == [vocab["pie"], vocab["cake"]]
+
+
+@pytest.mark.parametrize("kw", [{}, {"stemmer": None, "stopwords": None}, {"lower": False}])
+def test_native_ascii_tokenizer_equals_regex(scifact, kw, monkeypatch):
+    from jaxrank.retrieve import _tokenize
+    from tests._native_helpers import require_native
+
+    require_native()
+    assert _tokenize._ascii_kernel() is not None
+    edge = ["A_b x1 y", "ÀB cd Éclair", "", "  ", "a", "__ 12 3 ab_CD", "The THE the"]
+    edge += ["naïve café x9", "AB\tcd\nEF", "über-cool", "x" * 50, "ünï"]
+    for texts in (edge, scifact["docs"][:800], edge[1:2], edge[:1]):
+        native = Tokenizer(**kw).encode(texts)
+        with monkeypatch.context() as mp:
+            mp.setattr(_tokenize, "_ASCII", [None])  # the regular-expression path
+            regex = Tokenizer(**kw).encode(texts)
+        np.testing.assert_array_equal(native[0], regex[0])
+        np.testing.assert_array_equal(native[1], regex[1])
+        assert native[2] == regex[2]
 
 
 def test_impl_selection():
