@@ -1,4 +1,4 @@
-"""Tokenization for lexical retrieval (host side, pure Python + numpy).
+"""Tokenization for lexical retrieval (host side: Python, numpy and a native ASCII scanner).
 
 A :class:`Tokenizer` lowercases, splits with a regular expression (scikit-learn's
 ``(?u)\\b\\w\\w+\\b`` by default), drops stopwords and optionally stems with
