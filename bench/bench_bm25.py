@@ -22,6 +22,7 @@ Prints Markdown tables (medians of ``--repeats`` runs; ratios against bm25s-nump
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import resource
@@ -266,18 +267,22 @@ def bench_synthetic(n_docs: int, repeats: int, seed: int = 0) -> None:
         f"(generated in {t_gen:.1f}s), {len(index.post_doc):,} postings\n"
     )
     print(f"- index statistics from token ids: {t_index:.1f}s ({n_docs / t_index:,.0f} docs/s)")
-    # queries: 5 terms drawn from mid-frequency vocabulary
+    # queries of 5 terms: "rare" from df in (10, N/20) (mostly a few dozen postings
+    # each), "common" from df in [N/1000, N/10] (thousands to 100,000 postings each)
     df = index.df
-    pool = np.flatnonzero((df > 10) & (df < n_docs // 20))
-    q = rng.choice(pool, size=(32, 5))
-    terms = q.astype(np.int32)
-    w = np.ones(terms.shape, np.float32)
-    m = np.ones(terms.shape, bool)
+    qsets = {}
+    for name, lo, hi in (("rare", 11, n_docs // 20), ("common", n_docs // 1000, n_docs // 10)):
+        pool = np.flatnonzero((df >= lo) & (df < hi))
+        terms = rng.choice(pool, size=(32, 5)).astype(np.int32)
+        qsets[name] = terms
+        print(f"- {name} queries: {df[terms].sum(1).mean():,.0f} postings per query on average")
+    w = np.ones((32, 5), np.float32)
+    m = np.ones((32, 5), bool)
     print(
-        "\n| path | searcher ready (s) | k | queries/s, batch 32: median (best) [CPU] "
+        "\n| path | searcher ready (s) | queries | k | queries/s, batch 32: median (best) [CPU] "
         "| peak RSS (MB) |"
     )
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|")
     for name, kw in (
         ("native (1 thread)", {"impl": "native", "num_threads": 1}),
         ("pure JAX, part_size 2^18", {"impl": "jax", "part_size": 1 << 18}),
@@ -285,11 +290,11 @@ def bench_synthetic(n_docs: int, repeats: int, seed: int = 0) -> None:
         t0 = time.perf_counter()
         s = searcher(index, "lucene", k1=1.2, b=0.75, **kw)
         t_dev = time.perf_counter() - t0
-        for k in (10, 1000):
+        for (qname, terms), k in itertools.product(qsets.items(), (10, 1000)):
             s.search_terms(terms, w, m, k=k)
-            t = median_time(lambda s=s, k=k: s.search_terms(terms, w, m, k=k), repeats)
+            t = median_time(lambda s=s, k=k, t=terms: s.search_terms(t, w, m, k=k), repeats)
             print(
-                f"| {name} | {t_dev:.1f} | {k} | {32 / t:,.0f} "
+                f"| {name} | {t_dev:.1f} | {qname} | {k} | {32 / t:,.0f} "
                 f"({32 / BEST[-1]:,.0f}) [{32 / CPU[-1]:,.0f}] | "
                 f"{peak_rss_mb():,.0f} |"
             )
