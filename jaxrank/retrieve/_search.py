@@ -239,7 +239,8 @@ class SearchResult:
 
 @dataclass(frozen=True, eq=False)
 class Searcher:
-    """An index prepared for one scoring method, its arrays on device.
+    """An index prepared for one scoring method: its arrays on device (``impl="jax"``) or
+    host CSR arrays for the native CPU kernel (``impl="native"``).
 
     Build with :func:`searcher`; call :meth:`search` with query strings or
     :meth:`search_terms` with term ids and weights.
