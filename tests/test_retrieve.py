@@ -390,13 +390,15 @@ def test_other_scorers_on_scifact(scifact, scifact_index):
 
 
 def test_partitioned_equals_single(scifact_index, scifact):
+    # the pure-JAX path's partitions and chunks (the native path has neither)
     qs = scifact["queries"][:40]
-    ref = searcher(scifact_index, "bm25l", k1=1.2, b=0.75).search(qs, k=100)
-    part = searcher(scifact_index, "bm25l", k1=1.2, b=0.75, part_size=700).search(qs, k=100)
+    ref = searcher(scifact_index, "bm25l", k1=1.2, b=0.75, impl="jax").search(qs, k=100)
+    part = searcher(scifact_index, "bm25l", k1=1.2, b=0.75, part_size=700, impl="jax")
+    part = part.search(qs, k=100)
     np.testing.assert_array_equal(ref.indices, part.indices)
     np.testing.assert_array_equal(ref.scores, part.scores)
-    small = searcher(scifact_index, "lucene", memory_budget=1).search(qs, k=5)  # 1 q/chunk
-    big = searcher(scifact_index, "lucene").search(qs, k=5)
+    small = searcher(scifact_index, "lucene", memory_budget=1, impl="jax").search(qs, k=5)
+    big = searcher(scifact_index, "lucene", impl="jax").search(qs, k=5)
     np.testing.assert_array_equal(small.indices, big.indices)
 
 
@@ -431,6 +433,153 @@ def test_sharded_equals_single_device(tmp_path, shared_data):
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
     )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------- native path
+
+
+def _assert_same_result(a, b, what):
+    np.testing.assert_array_equal(a.valid, b.valid, err_msg=str(what))
+    np.testing.assert_array_equal(a.indices, b.indices, err_msg=str(what))
+    # bit-identical scores (same float32 operations in the same order)
+    np.testing.assert_array_equal(a.scores.view(np.uint32), b.scores.view(np.uint32), str(what))
+
+
+_MODES = pytest.mark.parametrize("native_mode", [0, 1, 2], ids=["auto", "dense", "sparse"])
+_SMALL_N = 300  # > 2 * 100: the large-k histogram pre-filter runs on these corpora
+
+
+@_MODES
+@settings(max_examples=4)  # each example runs four scorers on both paths
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1, 7, 100, _SMALL_N]))
+def test_native_equals_pure_small_corpora(native_mode, seed, k):
+    from jaxrank.retrieve import _native_search
+    from tests._native_helpers import require_native
+
+    require_native()
+    # 300 documents of 0-6 words from 30: tf and lengths repeat, so scores tie often
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(30)]
+    texts = [" ".join(rng.choice(words, rng.integers(0, 7))) for _ in range(_SMALL_N)]
+    idx = build_index(texts, stopwords=None, stemmer=None)
+    queries = [" ".join(rng.choice(words, rng.integers(1, 6))) for _ in range(3)] + ["w0 w0"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_native_search, "_MODE", native_mode)  # 1 dense, 2 sparse, 0 per query
+        for method in ("lucene", "bm25+", "ql_dirichlet", "tfidf"):
+            nat = searcher(idx, method, impl="native", num_threads=1)
+            ref = searcher(idx, method, impl="jax")
+            assert nat.impl == "native" and ref.impl == "jax"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a query may have no in-vocabulary term
+                _assert_same_result(nat.search(queries, k), ref.search(queries, k), (method, k))
+
+
+@pytest.fixture(scope="module")
+def scifact_pure_top1000(scifact_index, scifact):
+    """Pure-JAX top-1000 for lucene (300 queries) and ql_dirichlet (the first 101: one
+    chunk of the same compiled shape)."""
+    qs = scifact["queries"]
+    return {
+        "lucene": (300, searcher(scifact_index, "lucene", impl="jax").search(qs, 1000)),
+        "ql_dirichlet": (
+            101,
+            searcher(scifact_index, "ql_dirichlet", impl="jax").search(qs[:101], 1000),
+        ),
+    }
+
+
+@_MODES
+def test_native_equals_pure_on_scifact(
+    scifact_index, scifact, scifact_pure_top1000, native_mode, monkeypatch
+):
+    from jaxrank.retrieve import SearchResult, _native_search
+    from tests._native_helpers import require_native
+
+    require_native()
+    monkeypatch.setattr(_native_search, "_MODE", native_mode)
+    qs = scifact["queries"]
+    for method, (n_q, ref) in scifact_pure_top1000.items():
+        nat = searcher(scifact_index, method, impl="native", num_threads=1)
+        _assert_same_result(nat.search(qs[:n_q], 1000), ref, method)
+        # top-10 is the prefix of the top-1000 (ties are ordered by index in both)
+        ref10 = SearchResult(ref.scores[:, :10], ref.indices[:, :10], ref.valid[:, :10], None)
+        _assert_same_result(nat.search(qs[:n_q], 10), ref10, (method, 10))
+    if native_mode == 0:  # threads split the query rows: same result
+        two = searcher(scifact_index, "lucene", impl="native", num_threads=2)
+        _assert_same_result(two.search(qs, 1000), scifact_pure_top1000["lucene"][1], "threads")
+
+
+def test_lexical_kernel_sanitizer_harness(tmp_path):
+    """ASan + UBSan build of ffi/test_lexical.cc: the kernel against a brute-force reference."""
+    import os
+    import shutil
+
+    from tests._native_helpers import require_native
+
+    require_native()
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        pytest.fail(f"C++ compiler {cxx!r} not found (needed for the sanitizer harness)")
+    exe = tmp_path / "test_lexical"
+    build = subprocess.run(
+        [cxx, "-std=c++17", "-O0", "-g", "-fsanitize=address,undefined",  # -O0: compiles 2x faster
+         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-ffp-contract=off", "-pthread",
+         *(str(REPO / "ffi" / f) for f in ("test_lexical.cc", "lexical.cc", "tokenize_ascii.cc")),
+         "-o", str(exe)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert "failures: 0" in run.stdout
+
+
+def test_query_word_cache_follows_vocab():
+    tok = Tokenizer(stopwords=None, stemmer=None)
+    _, _, vocab = tok.encode(["apple pie"])
+    assert tok.encode(["pie cake"], vocab, grow=False)[0].tolist() == [vocab["pie"]]
+    tok.encode(["cake"], vocab)  # the vocab grows: the cached "cake" -> unknown is stale
+    got = tok.encode(["pie cake"], vocab, grow=False)[0].tolist()
+    assert got == [vocab["pie"], vocab["cake"]]
+
+
+@pytest.mark.parametrize("kw", [{}, {"stemmer": None, "stopwords": None}, {"lower": False}])
+def test_native_ascii_tokenizer_equals_regex(scifact, kw, monkeypatch):
+    from jaxrank.retrieve import _tokenize
+    from tests._native_helpers import require_native
+
+    require_native()
+    assert _tokenize._ascii_kernel() is not None
+    edge = ["A_b x1 y", "ÀB cd Éclair", "", "  ", "a", "__ 12 3 ab_CD", "The THE the"]
+    edge += ["naïve café x9", "AB\tcd\nEF", "über-cool", "x" * 50, "ünï"]
+    for texts in (edge, scifact["docs"][:800], edge[1:2], edge[:1]):
+        native = Tokenizer(**kw).encode(texts)
+        with monkeypatch.context() as mp:
+            mp.setattr(_tokenize, "_ASCII", [None])  # the regular-expression path
+            regex = Tokenizer(**kw).encode(texts)
+        np.testing.assert_array_equal(native[0], regex[0])
+        np.testing.assert_array_equal(native[1], regex[1])
+        assert native[2] == regex[2]
+
+
+def test_impl_selection():
+    from jax.sharding import Mesh
+
+    from jaxrank import config
+
+    idx = tiny_index()
+    assert searcher(idx, impl="jax").impl == "jax"
+    with config.native_mode("jax"):
+        assert searcher(idx).impl == "jax"
+    mesh = Mesh(np.array(jax.devices()[:1]), ("docs",))
+    assert searcher(idx, mesh=mesh).impl == "jax"  # sharded search is pure JAX
+    assert searcher(idx, top_k_algorithm="approx").impl == "jax"
+    if searcher(idx).impl == "native":
+        with pytest.raises(ValueError, match=r"impl='native'.*mesh"):
+            searcher(idx, mesh=mesh, impl="native")
+    with pytest.raises(ValueError, match="impl="):
+        searcher(idx, impl="fast")
 
 
 # ----------------------------------------------------------------------------- topk

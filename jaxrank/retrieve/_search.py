@@ -20,6 +20,12 @@ device scans its partitions, and :func:`jaxrank.topk.merge_across` gathers the l
 top-k lists into the global top-k, identical to the single-device result. The same
 code runs multi-host after ``jax.distributed.initialize()`` with a mesh over
 ``jax.devices()`` (all hosts then call :meth:`Searcher.search` with the same queries).
+
+On CPU without a mesh, the native kernel of :mod:`jaxrank.retrieve._native_search`
+(``ffi/lexical.cc``) replaces this path (``impl="auto"``): postings accumulate into
+a dense buffer and the top-k is selected in one host call, with identical results
+(same float32 operations in the same order; ties by the smaller document index).
+The blocked device arrays are then not built at all.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxrank import _native
 from jaxrank import topk as _topk
+from jaxrank.retrieve import _native_search
 from jaxrank.retrieve._index import InvertedIndex
 from jaxrank.retrieve._weights import TermWeights, method_weights
 
@@ -231,7 +239,8 @@ class SearchResult:
 
 @dataclass(frozen=True, eq=False)
 class Searcher:
-    """An index prepared for one scoring method, its arrays on device.
+    """An index prepared for one scoring method: its arrays on device (``impl="jax"``) or
+    host CSR arrays for the native CPU kernel (``impl="native"``).
 
     Build with :func:`searcher`; call :meth:`search` with query strings or
     :meth:`search_terms` with term ids and weights.
@@ -248,6 +257,8 @@ class Searcher:
     axis: str
     memory_budget: int
     top_k_algorithm: str = "auto"
+    impl: str = "jax"
+    num_threads: int = 1
     _host: dict = field(default_factory=dict, repr=False)
 
     def _query_arrays(self, ids: np.ndarray, offsets: np.ndarray, *, dedup: bool = True):
@@ -341,6 +352,13 @@ class Searcher:
         else:
             q_const = np.zeros(n_q, np.float32)
         q_len = weights.sum(-1, dtype=np.float32)
+        if self.impl == "native":
+            out_s, out_i, out_v = _native_search.search(
+                self._host["native"], self.index.n_docs, terms, weights, where,
+                q_const, q_len, k, self.num_threads,
+            )  # fmt: skip
+            out_v[empty] = False
+            return SearchResult(out_s, out_i, out_v, self.index.doc_ids, int(empty.sum()))
         # blocks per query (max over partitions) and the memory budget set the chunking
         host_cnt = self._host["blk_count"]  # [P, V]
         per_q = (host_cnt[:, terms] * where[None]).sum(-1).max(0)  # [Q]
@@ -402,6 +420,8 @@ def searcher(
     axis: str | None = None,
     memory_budget: int = 1 << 29,
     top_k_algorithm: str = "auto",
+    impl: str = "auto",
+    num_threads: int | None = None,
     **params,
 ) -> Searcher:
     """Prepare ``index`` for ``method`` and put its arrays on device(s).
@@ -419,6 +439,13 @@ def searcher(
         batches are cut into chunks.
       top_k_algorithm: :func:`jaxrank.topk.top_k`'s ``algorithm`` (``"auto"``;
         ``"approx"`` = ``lax.approx_max_k``, the TPU option, approximate).
+      impl: ``"auto"`` (the native CPU kernel when the default backend is CPU, there
+        is no ``mesh``, ``top_k_algorithm`` is exact and the native library is
+        loaded; else pure JAX), ``"jax"`` (always pure JAX) or ``"native"`` (error
+        when the native kernel cannot be used). The :mod:`jaxrank.config` switch
+        applies to ``"auto"``. Both give identical results.
+      num_threads: threads of the native kernel (query rows are split among them;
+        default ``JAXRANK_NUM_THREADS``, else every core this process may use).
 
     Example:
         >>> from jaxrank.retrieve import build_index, searcher
@@ -429,6 +456,7 @@ def searcher(
     """
     w = method_weights(index, method, **params)
     n = index.n_docs
+    use_native = _use_native(impl, mesh, top_k_algorithm)
     n_dev = 1
     if mesh is not None:
         axis = axis or mesh.axis_names[0]
@@ -439,6 +467,23 @@ def searcher(
         raise ValueError(f"part_size: must be >= 1, got {part_size}")
     n_parts = math.ceil(n / part_size)
     n_parts = math.ceil(n_parts / n_dev) * n_dev
+    if use_native:
+        return Searcher(
+            index=index,
+            method=method,
+            params=dict(params),
+            weights=w,
+            parts={},
+            part_size=part_size,
+            n_parts=n_parts,
+            mesh=None,
+            axis="",
+            memory_budget=memory_budget,
+            top_k_algorithm=top_k_algorithm,
+            impl="native",
+            num_threads=_native_search.default_threads(num_threads),
+            _host={"native": _native_search.host_arrays(index, w)},
+        )
     host = _blocked_partitions(index, w, n_parts, part_size)
     on_device = {key: host[key] for key in _PART_KEYS}  # block tables stay on the host
     if mesh is None:
@@ -460,9 +505,29 @@ def searcher(
         axis=axis or "",
         memory_budget=memory_budget,
         top_k_algorithm=top_k_algorithm,
+        impl="jax",
         _host={
             "blk_count": host["blk_count"],
             "blk_start": host["blk_start"],
             "n_blocks": host["post_doc"].shape[1],
         },
     )
+
+
+def _use_native(impl: str, mesh: Mesh | None, top_k_algorithm: str) -> bool:
+    """Whether a searcher runs its queries on the native CPU kernel (see :func:`searcher`)."""
+    mode = _native.resolve(impl)  # raises for impl="native" without the library
+    if mode == "jax":
+        return False
+    why = None
+    if mesh is not None:
+        why = "a mesh is given (sharded search runs on the pure-JAX path)"
+    elif top_k_algorithm == "approx":
+        why = 'top_k_algorithm="approx" is a pure-JAX option'
+    elif jax.default_backend() != "cpu":
+        why = f"the default backend is {jax.default_backend()!r}, not CPU"
+    elif not _native_search.available():
+        why = "the native library has no jaxrank_lexical_search (rebuild it)"
+    if why is not None and impl == "native":
+        raise ValueError(f"impl='native': the native lexical kernel cannot be used: {why}")
+    return why is None

@@ -1,4 +1,4 @@
-"""Tokenization for lexical retrieval (host side, pure Python + numpy).
+"""Tokenization for lexical retrieval (host side: Python, numpy and a native ASCII scanner).
 
 A :class:`Tokenizer` lowercases, splits with a regular expression (scikit-learn's
 ``(?u)\\b\\w\\w+\\b`` by default), drops stopwords and optionally stems with
@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,10 @@ class Tokenizer:
     def __post_init__(self) -> None:
         if not isinstance(self.stopwords, str | None):
             object.__setattr__(self, "stopwords", tuple(sorted(self.stopwords)))
-        self._cache["split"] = re.compile(self.pattern).findall
+        # findall of maximal runs already sits on word boundaries: for the default
+        # pattern, `\w\w+` gives the same tokens as `\b\w\w+\b`, about 20% faster
+        fast = {r"(?u)\b\w\w+\b": r"(?u)\w\w+"}.get(self.pattern, self.pattern)
+        self._cache["split"] = re.compile(fast).findall
         self._cache["stop"] = _resolve_stopwords(self.stopwords)
         self._cache["stem"] = _make_stemmer(self.stemmer)
         self._cache["word_to_term"] = {}  # word -> stem (or None for a stopword)
@@ -150,6 +154,49 @@ class Tokenizer:
                     raise TypeError(f"texts[{i}] must be str, got {type(text).__name__}")
             out.append(split(text.lower() if self.lower else text))
         return out
+
+    def _split_indexed(self, texts: Sequence[str], desc: str):
+        """``(words [W] distinct str, word_idx [T] int64, lengths [n] int64)``: the tokens
+        of all texts in order as indices into ``words``.
+
+        ASCII texts go through the native scanner (``ffi/tokenize_ascii.cc``) when the
+        pattern is the default one (for ASCII, ``(?u)\\b\\w\\w+\\b`` after ``lower()`` is
+        exactly the maximal runs of ``[A-Za-z0-9_]`` of length >= 2, lowered); the others
+        through the regular expression.
+        """
+        n = len(texts)
+        fn = _ascii_kernel() if self.pattern == r"(?u)\b\w\w+\b" else None
+        is_str = fn is not None and all(isinstance(t, str) for t in texts)
+        asc = np.fromiter((t.isascii() for t in texts), bool, n) if is_str else np.zeros(n, bool)
+        lengths = np.zeros(n, np.int64)
+        pos: dict[str, int] = {}
+        parts, docs = [], []
+        idx_a = np.flatnonzero(asc)
+        if len(idx_a):
+            words, wi, counts = _tokenize_ascii(fn, [texts[i] for i in idx_a], self.lower)
+            pos = dict(zip(words, range(len(words)), strict=True))
+            lengths[idx_a] = counts
+            parts.append(wi)
+            docs.append(np.repeat(idx_a, counts))
+        idx_u = np.flatnonzero(~asc)
+        if len(idx_u):
+            rest = [texts[i] for i in idx_u]
+            split = self._split(rest, desc) if len(idx_u) < n else self._split(texts, desc)
+            counts = np.fromiter(map(len, split), np.int64, len(split))
+            lengths[idx_u] = counts
+            get = pos.setdefault
+            parts.append(
+                np.fromiter(
+                    (get(w, len(pos)) for w in chain.from_iterable(split)), np.int64, counts.sum()
+                )
+            )
+            docs.append(np.repeat(idx_u, counts))
+        if len(parts) == 2:  # interleave the two groups back into text order
+            order = np.argsort(np.concatenate(docs), kind="stable")
+            word_idx = np.concatenate(parts)[order]
+        else:
+            word_idx = parts[0] if parts else np.zeros(0, np.int64)
+        return list(pos), word_idx.astype(np.int64), lengths
 
     def _terms_of(self, words: Iterable[str]) -> dict[str, str | None]:
         """Update and return the word -> term (stem, or None for stopwords) cache."""
@@ -189,12 +236,31 @@ class Tokenizer:
         if isinstance(texts, str):
             texts = [texts]
         vocab = {} if vocab is None else vocab
+        if grow:
+            words, word_idx, lengths = self._split_indexed(texts, desc)
+            table = self._terms_of(sorted(words))  # sorted: deterministic term ids
+            tid = {}
+            for word in sorted(words):
+                term = table[word]
+                tid[word] = -1 if term is None else vocab.setdefault(term, len(vocab))
+            ids = np.fromiter(map(tid.__getitem__, words), np.int64, len(words))[word_idx]
+            return _flat_ids(ids, lengths, vocab)
         split = self._split(texts, desc)
         flat = list(chain.from_iterable(split))
-        distinct = sorted(set(flat))  # sorted: deterministic term ids
+        if grow:
+            word_id: dict[str, int] = {}
+            distinct = sorted(set(flat))  # sorted: deterministic term ids
+        else:
+            # query side: word -> term id of this vocab, kept between calls (invalid
+            # once the vocab changes size)
+            cached = self._cache.get("query_word_id")
+            if cached is None or cached[0] is not vocab or cached[1] != len(vocab):
+                cached = (vocab, len(vocab), {})
+                self._cache["query_word_id"] = cached
+            word_id = cached[2]
+            distinct = sorted(set(flat).difference(word_id))
         table = self._terms_of(distinct)
         # map each distinct word once to a term id (-1: stopword or unknown term)
-        word_id: dict[str, int] = {}
         for word in distinct:
             term = table[word]
             if term is None:
@@ -205,9 +271,59 @@ class Tokenizer:
                 word_id[word] = vocab.get(term, -1)
         ids = np.fromiter(map(word_id.__getitem__, flat), dtype=np.int64, count=len(flat))
         lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
-        keep = ids >= 0
-        doc_of = np.repeat(np.arange(len(split)), lengths)
-        counts = np.bincount(doc_of[keep], minlength=len(split))
-        offsets = np.zeros(len(split) + 1, np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return ids[keep].astype(np.int32), offsets, vocab
+        return _flat_ids(ids, lengths, vocab)
+
+
+def _flat_ids(ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int]):
+    """Drop the -1 ids (stopwords, unknown terms): ``(ids int32, offsets, vocab)``."""
+    keep = ids >= 0
+    doc_of = np.repeat(np.arange(len(lengths)), lengths)
+    counts = np.bincount(doc_of[keep], minlength=len(lengths))
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return ids[keep].astype(np.int32), offsets, vocab
+
+
+_ASCII: list = []  # [ctypes function or None], resolved once
+
+
+def _ascii_kernel():
+    """The native ASCII scanner, or None (library missing or without the symbol)."""
+    if not _ASCII:
+        fn = None
+        try:
+            from jaxrank import _native
+
+            lib = _native.library()
+            if lib is not None and hasattr(lib, "jaxrank_tokenize_ascii"):
+                fn = lib.jaxrank_tokenize_ascii
+                p = ctypes.c_void_p
+                fn.restype = ctypes.c_int64
+                fn.argtypes = [p, p, ctypes.c_int64, ctypes.c_int32, p, p, p, p, p]
+        except Exception:  # no native core: the regular expression path
+            fn = None
+        _ASCII.append(fn)
+    return _ASCII[0]
+
+
+def _tokenize_ascii(fn, texts: list[str], lower: bool):
+    """Native scan of ASCII ``texts``: ``(words, word_idx [T], counts [n])``."""
+    n = len(texts)
+    buf = "".join(texts).encode("ascii")
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, texts), np.int64, n), out=starts[1:])
+    cap = len(buf) // 3 + n + 1
+    tok = np.empty(cap, np.int32)
+    counts = np.empty(n, np.int64)
+    words = np.empty(len(buf) + cap + 1, np.uint8)
+    word_start = np.empty(cap + 1, np.int64)
+    n_words = np.zeros(1, np.int64)
+    nt = fn(
+        buf, starts.ctypes.data, n, int(lower), tok.ctypes.data, counts.ctypes.data,
+        words.ctypes.data, word_start.ctypes.data, n_words.ctypes.data,
+    )  # fmt: skip
+    if nt < 0:
+        raise RuntimeError("jaxrank_tokenize_ascii failed")
+    end = int(word_start[int(n_words[0])])
+    names = words[:end].tobytes().decode("ascii").split("\0")[:-1] if end else []
+    return names, tok[:nt].astype(np.int64), counts
