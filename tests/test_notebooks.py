@@ -8,8 +8,10 @@ the test with the cell's traceback. Committed notebooks must carry no outputs.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import sys
 import time
 
 import nbformat
@@ -47,11 +49,20 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     )
+    # A kernel spec of this interpreter, found first through JUPYTER_PATH, so that a
+    # user-installed "python3" spec pointing elsewhere cannot be picked up.
+    spec = tmp_path / "jupyter" / "kernels" / "jaxrank-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "jaxrank test", "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
         timeout=BUDGET_S,
-        kernel_name="python3",
+        kernel_name="jaxrank-test",
         resources={"metadata": {"path": str(tmp_path)}},
     )
     start = time.perf_counter()
