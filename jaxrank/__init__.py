@@ -13,6 +13,8 @@ Subpackages (each re-exports its public API):
 * :mod:`jaxrank.nn`       -- Flax NNX scoring heads and optax training.
 * :mod:`jaxrank.rerank`   -- MaxSim (native CPU kernel + pure JAX), MMR/DPP, token pooling.
 * :mod:`jaxrank.quant`    -- int8 / binary codes and quantized scoring.
+* :mod:`jaxrank.plot`     -- per-query differences, precision-recall, soft rank plots
+  (matplotlib, optional).
 
 Example:
     >>> import jaxrank

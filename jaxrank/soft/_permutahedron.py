@@ -212,10 +212,11 @@ def soft_sort(
     sum of the valid ``x``.
 
     Args:
-      x, regularization, regularization_strength, direction, where,
-      relative_strength: as in :func:`soft_rank`. ``regularization_strength=0``
-        returns the exact hard sort; its gradient is the permutation (the
-        derivative of sorting), not zero.
+      x: as in :func:`soft_rank`, and so are ``regularization``, ``direction``,
+        ``where`` and ``relative_strength``.
+      regularization_strength: as in :func:`soft_rank`; ``0`` returns the exact
+        hard sort, whose gradient is the permutation (the derivative of sorting),
+        not zero.
 
     Returns:
       ``[..., n]``: the first ``m`` entries of each row are the soft-sorted valid
