@@ -102,6 +102,8 @@ def test_missing_optional_dependency_message(monkeypatch):
 
 # ---------------------------------------------------------------- ir_datasets (local fake)
 
+# Field names and order as ir_datasets' record types (GenericDoc / GenericQuery / TrecQrel
+# are NamedTuples with these fields); the package itself is not a test dependency.
 Doc = namedtuple("Doc", "doc_id title text")
 PlainDoc = namedtuple("PlainDoc", "doc_id body")
 Query = namedtuple("Query", "query_id text")
@@ -149,6 +151,7 @@ def test_ir_datasets_fake_dataset():
     assert data.documents() == ["Cats cats chase mice", "dogs bark", "x"]
     assert data.query_ids.tolist() == ["q1", "q2"] and data.queries.tolist() == ["cats", "dogs"]
     assert data.qrels.to_dict() == {"q1": {"d1": 2, "d2": 0}, "q2": {"d2": 1}}
+    assert isinstance(data.qrels, Qrels) and data.qrels.relevance.dtype == np.int64
     assert data.split_queries()[0].tolist() == ["q1", "q2"]
     assert load_ir_datasets(ds, max_docs=1).doc_ids.tolist() == ["d1"]
 
@@ -162,17 +165,3 @@ def test_ir_datasets_default_text_and_missing_parts():
         load_ir_datasets(FakeDataset([PlainDoc("a", "hello")], None, None))
     with pytest.raises(ValueError, match="max_docs"):
         load_ir_datasets(ds, max_docs=-1)
-
-
-def test_ir_datasets_real_record_types():
-    # The real ir_datasets record classes (imported, nothing loaded or downloaded).
-    formats = pytest.importorskip("ir_datasets.formats")
-    ds = FakeDataset(
-        [formats.GenericDoc("d1", "a b")],
-        [formats.GenericQuery("q1", "a")],
-        [formats.TrecQrel("q1", "d1", 1, "Q0")],
-    )
-    data = load_ir_datasets(ds)
-    assert data.texts.tolist() == ["a b"]
-    assert data.qrels.relevance.dtype == np.int64
-    assert isinstance(data.qrels, Qrels)
