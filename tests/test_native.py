@@ -60,10 +60,13 @@ def test_sanitizer_harness_over_all_isa_paths(tmp_path):
     )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1")
-    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    assert "failures: 0" in run.stdout
-    assert "kernels: portable" in run.stdout
+    # f32 MaxSim on AVX-512 with int8 screening + exact rescoring forced on, then off.
+    for screen in ("1", "0"):
+        env["JAXRANK_F32_SCREEN"] = screen
+        run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+        assert "failures: 0" in run.stdout
+        assert "kernels: portable" in run.stdout
 
 
 _PARITY_SCRIPT = """
