@@ -39,6 +39,7 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 constexpr int kMaxQV = 4;  // zmm per query chunk -> 64 query tokens
 // Query tokens per call (rows x Lq) from which f32 MaxSim uses int8 screening.
 constexpr int64_t kScreenMinTokens = 32;
+constexpr int64_t kScreenMinTokensBf16 = 256;
 
 // Software prefetch of the rows of the next register block: document rows are
 // walked T at a time, 4 bytes per step, which the hardware prefetcher does not
@@ -485,10 +486,33 @@ void screen_i8(const uint32_t* qp, int64_t d4, const uint8_t* doc, int64_t strid
   for (int v = 0; v < QV; ++v) _mm512_storeu_si512(am_out + 16 * v, am[v]);
 }
 
-void maxsim_f32_screened(const jaxrank::MaxsimJob& job) {
+// bf16 inputs (kBf16) are widened to f32 exactly (queries once, each document
+// into a scratch row block) and then take the same path.
+inline void widen_bf16(const uint16_t* src, int64_t cnt, float* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= cnt; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+  }
+  for (; i < cnt; ++i) {
+    const uint32_t u = uint32_t(src[i]) << 16;
+    memcpy(dst + i, &u, 4);
+  }
+}
+
+template <bool kBf16>
+void maxsim_screened(const jaxrank::MaxsimJob& job) {
   const int64_t lq = job.lq, d = job.d, d4 = ceil_div(d, 4), rs = 4 * d4;
   const int64_t stride = job.ld * d;
-  if (d > 65793 || job.ld > (int64_t(1) << 24)) return maxsim_float<false>(job);
+  if (d > 65793 || job.ld > (int64_t(1) << 24)) return maxsim_float<kBf16>(job);
+  Buf<float> qwide(kBf16 ? job.nq * lq * d : 0), dwide(kBf16 ? stride : 0);
+  if (kBf16)
+    for (int64_t b = 0; b < job.nq; ++b)
+      widen_bf16(static_cast<const uint16_t*>(job.q[b]), lq * d, qwide.p + b * lq * d);
+  auto qrow_of = [&](int64_t b) {
+    return kBf16 ? static_cast<const float*>(qwide.p + b * lq * d)
+                 : static_cast<const float*>(job.q[b]);
+  };
   const float u = 0x1p-24f, fd = static_cast<float>(d);
   Chunks ch;
   int64_t per_q;
@@ -500,7 +524,7 @@ void maxsim_f32_screened(const jaxrank::MaxsimJob& job) {
   Buf<float> qsc(job.nq * lanes_total), qa(job.nq * lanes_total), qb(job.nq * lanes_total);
   Buf<int8_t> qc(rs);
   for (int64_t b = 0; b < job.nq; ++b) {
-    const float* q = static_cast<const float*>(job.q[b]);
+    const float* q = qrow_of(b);
     int64_t lane0 = 0;
     for (int64_t c = 0; c < ch.n; ++c) {
       uint32_t* dst = qp.p + b * per_q + ch.off[c];
@@ -510,7 +534,7 @@ void maxsim_f32_screened(const jaxrank::MaxsimJob& job) {
         float l1 = 0.0f, ss = 0.0f, rss = 0.0f, maxabs = 0.0f, scale = 0.0f;
         if (w < ch.lanes[c]) {
           maxabs = token_stats(q + i * d, d, &l1, &ss);
-          if (!screen_ok(maxabs, l1)) return maxsim_float<false>(job);
+          if (!screen_ok(maxabs, l1)) return maxsim_float<kBf16>(job);
           scale = maxabs / 127.0f;
           quant_row(q + i * d, d, maxabs > 0.0f ? 127.0f / maxabs : 0.0f, scale, qc.p, rs, &rss);
         } else {
@@ -540,7 +564,13 @@ void maxsim_f32_screened(const jaxrank::MaxsimJob& job) {
   for (int64_t n = job.n0; n < job.n1; ++n) {
     const int64_t len = job.lengths[n];
     const uint8_t* dm = job.mask ? job.mask + n * job.ld : nullptr;
-    const float* doc = static_cast<const float*>(job.docs) + n * stride;
+    const float* doc;
+    if (kBf16) {
+      widen_bf16(static_cast<const uint16_t*>(job.docs) + n * stride, len * d, dwide.p);
+      doc = dwide.p;
+    } else {
+      doc = static_cast<const float*>(job.docs) + n * stride;
+    }
     bool ok = true, any_valid = false;
     for (int64_t j = 0; j < len && ok; ++j) {
       float l1, ss, rss;
@@ -557,12 +587,12 @@ void maxsim_f32_screened(const jaxrank::MaxsimJob& job) {
       jaxrank::MaxsimJob one = job;
       one.n0 = n;
       one.n1 = n + 1;
-      maxsim_float<false>(one);
+      maxsim_float<kBf16>(one);
       continue;
     }
     const uint8_t* dcodes = reinterpret_cast<const uint8_t*>(dq.p);
     for (int64_t b = 0; b < job.nq; ++b) {
-      const float* q = static_cast<const float*>(job.q[b]);
+      const float* q = qrow_of(b);
       double s = 0.0;
       int64_t lane0 = 0;
       for (int64_t c = 0; c < ch.n; ++c) {
@@ -645,7 +675,6 @@ void maxsim_f32_screened(const jaxrank::MaxsimJob& job) {
   }
 }
 
-void maxsim_bf16_convert(const jaxrank::MaxsimJob& job) { maxsim_float<true>(job); }
 
 
 void maxsim_bf16_dp(const jaxrank::MaxsimJob& job) {
@@ -866,8 +895,25 @@ int screen_mode() {
 void maxsim_f32(const jaxrank::MaxsimJob& job) {
   const int mode = screen_mode();
   const bool screen = mode == 1 || (mode == 2 && job.nq * job.lq >= kScreenMinTokens);
-  if (screen) maxsim_f32_screened(job);
+  if (screen) maxsim_screened<false>(job);
   else maxsim_float<false>(job);
+}
+
+// bf16 with AVX512_BF16: VDPBF16PS (two MACs per lane) for few query tokens,
+// screening of the widened inputs from kScreenMinTokensBf16 query tokens.
+void maxsim_bf16_dp_or_screen(const jaxrank::MaxsimJob& job) {
+  const int mode = screen_mode();
+  const bool screen = mode == 1 || (mode == 2 && job.nq * job.lq >= kScreenMinTokensBf16);
+  if (screen) maxsim_screened<true>(job);
+  else maxsim_bf16_dp(job);
+}
+
+// bf16 without AVX512_BF16: the same screening over the widened inputs.
+void maxsim_bf16_convert_or_screen(const jaxrank::MaxsimJob& job) {
+  const int mode = screen_mode();
+  const bool screen = mode == 1 || (mode == 2 && job.nq * job.lq >= kScreenMinTokens);
+  if (screen) maxsim_screened<true>(job);
+  else maxsim_float<true>(job);
 }
 
 }  // namespace
@@ -878,8 +924,9 @@ const Kernels& avx512_kernels() {
   // bf16 MaxSim uses VDPBF16PS where the CPU has AVX512_BF16; Hamming uses
   // VPOPCNTDQ where present (the AVX2 popcnt loop otherwise).
   static const Kernels k = [] {
-    Kernels t{"avx512_vnni", maxsim_f32, maxsim_bf16_convert, maxsim_i8, dot_i8, hamming};
-    if (cpu_has_avx512_bf16()) t.maxsim_bf16 = maxsim_bf16_dp;
+    Kernels t{"avx512_vnni", maxsim_f32, maxsim_bf16_convert_or_screen, maxsim_i8, dot_i8,
+              hamming};
+    if (cpu_has_avx512_bf16()) t.maxsim_bf16 = maxsim_bf16_dp_or_screen;
     if (!cpu_has_vpopcntdq()) t.hamming = avx2_kernels().hamming;
     return t;
   }();
