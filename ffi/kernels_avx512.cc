@@ -6,6 +6,9 @@
 // read in their natural [Ld, d] layout and the max over document tokens is a
 // lane-wise compare/blend.
 //
+// f32 / bf16 from 32 / 256 query tokens per call: int8 screening with exact
+// f32 rescoring (maxsim_screened below; the bound is derived in the README).
+//
 // int8 uses VPDPBUSD (u8 x s8 -> s32, four products per lane, no
 // saturation). The query side is the u8 operand, stored as q + 128; the
 // document side is the s8 (broadcast) operand, used as is. Then
@@ -504,7 +507,7 @@ template <bool kBf16>
 void maxsim_screened(const jaxrank::MaxsimJob& job) {
   const int64_t lq = job.lq, d = job.d, d4 = ceil_div(d, 4), rs = 4 * d4;
   const int64_t stride = job.ld * d;
-  if (d > 65793 || job.ld > (int64_t(1) << 24)) return maxsim_float<kBf16>(job);
+  if (d == 0 || d > 65793 || job.ld > (int64_t(1) << 24)) return maxsim_float<kBf16>(job);
   Buf<float> qwide(kBf16 ? job.nq * lq * d : 0), dwide(kBf16 ? stride : 0);
   if (kBf16)
     for (int64_t b = 0; b < job.nq; ++b)

@@ -294,6 +294,7 @@ int main() {
       {3, 32, 128, 9, 13, false, true}, {2, 33, 67, 7, 19, true, true},
       {1, 17, 130, 4, 30, false, false}, {2, 80, 16, 3, 25, true, true},
       {1, 5, 3, 0, 6, false, true},   {2, 130, 9, 2, 8, false, true},
+      {2, 32, 0, 3, 5, true, true},  // D = 0 (every dot is 0)
   };
   std::mt19937 rng(1234);
   for (const Kernels* k : tables) {
