@@ -76,6 +76,39 @@ def sgemm_peak(repeats: int = 5) -> float:
     return 2 * n**3 / min(t_xla, t_np) / 1e9
 
 
+def sgemm_peak_cpu(repeats: int = 5) -> float:
+    """As :func:`sgemm_peak`, per second of process CPU time (meaningful on a loaded machine)."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    ja = jnp.asarray(a)
+    f = jax.jit(lambda x: x @ x)
+    f(ja).block_until_ready()
+    _ = a @ a
+    c_xla = timeit_cpu(lambda: f(ja).block_until_ready(), repeats)[1]
+    c_np = timeit_cpu(lambda: a @ a, repeats)[1]
+    return 2 * n**3 / min(c_xla, c_np) / 1e9
+
+
+def triad_bandwidth_cpu(repeats: int = 5, n: int = 1 << 25) -> float:
+    """As :func:`triad_bandwidth`, per second of process CPU time."""
+    b = np.ones(n, np.float32)
+    c = np.ones(n, np.float32)
+    a = np.zeros(n, np.float32)
+    tmp = np.empty(1 << 15, np.float32)
+    step = tmp.size
+
+    def run():
+        for i in range(0, n, step):
+            np.multiply(c[i : i + step], 3.0, out=tmp)
+            np.add(b[i : i + step], tmp, out=a[i : i + step])
+
+    run()
+    return 3 * 4 * n / timeit_cpu(run, repeats)[1] / 1e9
+
+
 def triad_bandwidth(repeats: int = 5, n: int = 1 << 25) -> float:
     """STREAM-style triad a = b + s*c on float32 arrays (3 x 128 MiB), GB/s counted as
     3 arrays per pass (STREAM convention; write-allocate traffic not counted)."""

@@ -36,6 +36,8 @@ struct Kernels {
   const char* name;
   // Score = sum_i qw_i * max_{j valid} <q_i, d_j>; -inf when no valid token
   // (and some qw_i != 0); argmax = first j attaining the max (0 when none).
+  // (AVX-512: int8 screening + exact f32 rescoring from 32 query tokens per job;
+  // same result up to the summation order of each dot; JAXRANK_F32_SCREEN=0|1.)
   void (*maxsim_f32)(const MaxsimJob&);
   void (*maxsim_bf16)(const MaxsimJob&);  // q, docs are bf16 bit patterns
   // int8 codes: score = sum_i qw_i * qs_i * max_j (ds_j * float(dot_i8(q_i, d_j)))

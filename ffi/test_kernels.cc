@@ -218,6 +218,73 @@ static void run_pairwise(const Kernels& k, int64_t nq, int64_t d, int64_t n, std
   }
 }
 
+// f32 MaxSim on adversarial data for the int8-screened path (JAXRANK_F32_SCREEN=1):
+// near-duplicate document tokens that int8 cannot tell apart (gaps far above
+// f32 rounding, far below int8 resolution), exact duplicates (first index
+// wins), zero query tokens, and tokens of magnitude 2^-60 / 2^60 (which take
+// the plain-kernel fallback). The arg-max must equal the float64 one exactly.
+static void run_f32_ties(const Kernels& k, int64_t d, std::mt19937& rng) {
+  const int64_t nq = 2, lq = 40, n = 6, ld = 37;
+  std::normal_distribution<float> G;
+  std::vector<float> q(nq * lq * d), docs(n * ld * d), qw(nq * lq, 1.f);
+  for (auto& x : q) x = G(rng);
+  for (int64_t t = 0; t < d; ++t) q[5 * d + t] = 0.f;  // zero query token
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<float> base(d);
+    for (auto& x : base) x = G(rng);
+    for (int64_t j = 0; j < ld; ++j)
+      for (int64_t t = 0; t < d; ++t)
+        docs[(i * ld + j) * d + t] = base[t] * (1.f + 1e-3f * float(j % 7)) + 1e-3f * G(rng);
+    // exact duplicates of token 3 later in the document
+    for (int64_t t = 0; t < d; ++t) docs[(i * ld + 20) * d + t] = docs[(i * ld + 3) * d + t];
+  }
+  for (int64_t t = 0; t < d; ++t) docs[(2 * ld + 4) * d + t] *= 0x1p-60f;  // fallback docs
+  for (int64_t t = 0; t < d; ++t) docs[(3 * ld + 4) * d + t] *= 0x1p60f;
+  for (int64_t t = 0; t < d; ++t) q[(lq + 7) * d + t] *= 0x1p-40f;  // tiny but screened
+  std::vector<int32_t> len(n, static_cast<int32_t>(ld));
+  len[5] = 1;
+  std::vector<float> out(nq * n);
+  std::vector<int32_t> am(nq * n * lq);
+  std::vector<const void*> qp(nq);
+  std::vector<const float*> qwp(nq);
+  std::vector<float*> op(nq);
+  std::vector<int32_t*> ap(nq);
+  for (int64_t b = 0; b < nq; ++b) {
+    qp[b] = q.data() + b * lq * d;
+    qwp[b] = qw.data() + b * lq;
+    op[b] = out.data() + b * n;
+    ap[b] = am.data() + b * n * lq;
+  }
+  MaxsimJob job;
+  job.nq = nq; job.lq = lq; job.d = d; job.ld = ld;
+  job.q = qp.data(); job.qw = qwp.data(); job.docs = docs.data(); job.lengths = len.data();
+  job.out = op.data(); job.argmax = ap.data(); job.n0 = 0; job.n1 = n;
+  k.maxsim_f32(job);
+  for (int64_t b = 0; b < nq; ++b) {
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0.0;
+      for (int64_t r = 0; r < lq; ++r) {
+        double m = -INFINITY;
+        int32_t arg = 0;
+        for (int64_t j = 0; j < len[i]; ++j) {
+          double dot = 0.0;
+          for (int64_t t = 0; t < d; ++t)
+            dot += double(q[(b * lq + r) * d + t]) * docs[(i * ld + j) * d + t];
+          if (dot > m) { m = dot; arg = static_cast<int32_t>(j); }
+        }
+        s += m;
+        const int32_t got = am[(b * n + i) * lq + r];
+        // Zero query token: every dot is 0, first index wins.
+        CHECK(got == arg, "%s ties d=%ld argmax b=%ld n=%ld i=%ld got %d want %d", k.name,
+              long(d), long(b), long(i), long(r), got, arg);
+      }
+      const float got = out[b * n + i];
+      CHECK(std::fabs(got - s) <= 1e-5 * (1.0 + std::fabs(s)), "%s ties d=%ld score %g vs %g",
+            k.name, long(d), got, s);
+    }
+  }
+}
+
 int main() {
   std::vector<const Kernels*> tables{&jaxrank::generic_kernels()};
   if (jaxrank::cpu_has_avx2_path()) tables.push_back(&jaxrank::avx2_kernels());
@@ -227,6 +294,7 @@ int main() {
       {3, 32, 128, 9, 13, false, true}, {2, 33, 67, 7, 19, true, true},
       {1, 17, 130, 4, 30, false, false}, {2, 80, 16, 3, 25, true, true},
       {1, 5, 3, 0, 6, false, true},   {2, 130, 9, 2, 8, false, true},
+      {2, 32, 0, 3, 5, true, true},  // D = 0 (every dot is 0)
   };
   std::mt19937 rng(1234);
   for (const Kernels* k : tables) {
@@ -238,6 +306,7 @@ int main() {
     }
     for (int64_t d : {1, 3, 8, 63, 64, 65, 127, 384}) run_pairwise(*k, 2, d, 11, rng);
     run_pairwise(*k, 1, 16, 0, rng);
+    for (int64_t d : {128, 67}) run_f32_ties(*k, d, rng);
   }
   std::printf("best: %s, failures: %d\n", jaxrank::best_kernels().name, failures);
   return failures ? 1 : 0;

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _native_helpers import assert_scores_close, require_native
+from _native_helpers import assert_scores_close, maxsim_reference, require_native
 
 import jaxrank
 from jaxrank import _native
@@ -60,10 +60,13 @@ def test_sanitizer_harness_over_all_isa_paths(tmp_path):
     )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1")
-    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    assert "failures: 0" in run.stdout
-    assert "kernels: portable" in run.stdout
+    # f32 MaxSim on AVX-512 with int8 screening + exact rescoring forced on, then off.
+    for screen in ("1", "0"):
+        env["JAXRANK_F32_SCREEN"] = screen
+        run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+        assert "failures: 0" in run.stdout
+        assert "kernels: portable" in run.stdout
 
 
 _PARITY_SCRIPT = """
@@ -184,3 +187,36 @@ def test_num_threads_attribute_gives_identical_results():
     with pytest.raises(ValueError, match="num_threads"):
         maxsim(q, docs, num_threads=-1)
     assert jnp.asarray(one).shape == (3, 1000)
+
+
+def test_f32_screened_path_is_exact_on_near_duplicate_tokens():
+    """B*Lq >= 32 query tokens take the AVX-512 int8-screened f32 kernel (exact rescoring):
+    near-duplicate document tokens (gaps ~1e-3, below int8 resolution, far above f32
+    rounding), exact duplicates, a zero query token, and a token scaled by 2^60 (plain-kernel
+    fallback) give the float64 scores and the same gradients (arg-max tokens) as pure JAX."""
+    require_native()
+    rng = np.random.default_rng(3)
+    b, lq, d, n, ld = 2, 20, 48, 6, 30
+    q = rng.standard_normal((b, lq, d)).astype(np.float32)
+    q[0, 4] = 0.0
+    base = rng.standard_normal((n, 1, d)).astype(np.float32)
+    scale = 1.0 + 1e-3 * (np.arange(ld) % 7)[None, :, None]
+    docs = (base * scale + 1e-3 * rng.standard_normal((n, ld, d))).astype(np.float32)
+    docs[:, 20] = docs[:, 3]
+    docs[2, 5] *= np.float32(2.0**60)
+    lengths = np.array([30, 1, 30, 17, 0, 29], np.int32)
+    dm = rng.random((n, ld)) < 0.9
+    qm = rng.random((b, lq)) < 0.9
+    want = maxsim_reference(q, docs, lengths, dm, qm)  # source: float64 numpy formula
+    got = maxsim(q, docs, doc_lengths=lengths, doc_mask=dm, query_mask=qm, impl="native")
+    assert_scores_close(got, want, rtol=1e-6)
+
+    def grads(impl):
+        def loss(q, docs):
+            s = maxsim(q, docs, doc_lengths=lengths, doc_mask=dm, query_mask=qm, impl=impl)
+            return jnp.sum(jnp.where(jnp.isfinite(s), s, 0.0) * jnp.array([1.0, -0.5])[:, None])
+
+        return jax.grad(loss, argnums=(0, 1))(q, docs)
+
+    for a, c in zip(grads("native"), grads("jax"), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-6, atol=1e-6)
