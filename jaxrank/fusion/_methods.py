@@ -181,9 +181,29 @@ def _masked(c: Candidates, x):
 
 
 def _spread(c: Candidates, terms, factor):
-    """Terms [M, N] times a per-candidate factor: fused and contributions."""
+    """Terms [M, N] times a per-candidate factor: fused (the factor times the sum of the
+    terms, as ranx and the native path compute it) and contributions."""
     contrib = terms * factor[None, :]
-    return jnp.sum(contrib, axis=0), contrib
+    return jnp.sum(terms, axis=0) * factor, contrib
+
+
+def count_factor(name: str, cnt, p: dict):
+    """The per-candidate multiplier of the sum of terms for the CombMNZ-like methods
+    (``cnt``: number of runs retrieving the candidate), or None for plain sums."""
+    dt = cnt.dtype
+    if name in ("mnz", "isr"):
+        return cnt
+    if name == "anz":
+        return 1.0 / jnp.maximum(cnt, 1.0)
+    if name == "gmnz":
+        return cnt ** jnp.asarray(p["gamma"], dt)
+    if name == "mixed":
+        return jnp.sqrt(cnt)
+    if name == "log_isr":
+        return jnp.log(jnp.maximum(cnt, 1.0))
+    if name == "logn_isr":
+        return jnp.log(cnt + jnp.asarray(p.get("sigma", 0.01), dt))
+    return None
 
 
 def _order_stat(c: Candidates, x, which):
@@ -274,16 +294,12 @@ def combine(name: str, c: Candidates, p: dict):
         if name == "average":
             return jnp.sum(terms, axis=0) / M, terms / M
         return jnp.sum(terms, axis=0), terms
-    if name == "mnz":
-        return _spread(c, s, cnt)
-    if name == "anz":
-        return _spread(c, s, 1.0 / jnp.maximum(cnt, 1.0))
-    if name == "gmnz":
-        return _spread(c, s, cnt ** jnp.asarray(p["gamma"], dt))
+    if name in ("mnz", "anz", "gmnz"):
+        return _spread(c, s, count_factor(name, cnt, p))
     if name == "wmnz":
         return _spread(c, s, jnp.sum(jnp.where(c.present, weights[:, None], 0.0), axis=0))
     if name == "mixed":
-        return _spread(c, s * weights[:, None], jnp.sqrt(cnt))
+        return _spread(c, s * weights[:, None], count_factor(name, cnt, p))
     if name in ("max", "min", "med"):
         return _order_stat(c, c.norm, name), s
     if name == "rrf":
@@ -293,13 +309,7 @@ def combine(name: str, c: Candidates, p: dict):
         return jnp.sum(terms, axis=0), terms
     if name in ("isr", "log_isr", "logn_isr"):
         terms = _rank_terms(c, lambda r: 1.0 / (r * r))
-        if name == "isr":
-            factor = cnt
-        elif name == "log_isr":
-            factor = jnp.log(jnp.maximum(cnt, 1.0))
-        else:
-            factor = jnp.log(cnt + jnp.asarray(p.get("sigma", 0.01), dt))
-        return _spread(c, terms, factor)
+        return _spread(c, terms, count_factor(name, cnt, p))
     if name == "rbc":
         phi = jnp.asarray(p["phi"], dt)
         terms = _rank_terms(c, lambda r: (1.0 - phi) * phi ** (r - 1.0))
