@@ -274,4 +274,77 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxrank_fusion_topk, TopkImpl,
 extern "C" {
 JAXRANK_EXPORT XLA_FFI_Error* jaxrank_fusion_union(XLA_FFI_CallFrame*);
 JAXRANK_EXPORT XLA_FFI_Error* jaxrank_fusion_topk(XLA_FFI_CallFrame*);
+
+// Host helper (ctypes, not XLA): the sorted vocabulary of n '\0'-separated strings in
+// buf[0:size) -- np.unique(strings, return_inverse=True) by a hash pass and a sort of
+// the distinct strings only. inverse[i] = rank of string i among the distinct strings
+// in byte order (UTF-8 byte order = code-point order); first[u] = index of the first
+// occurrence of the u-th distinct string. Returns the number of distinct strings, or
+// -1 when buf does not hold exactly n strings.
+JAXRANK_EXPORT int64_t jaxrank_fusion_vocab(const char* buf, int64_t size, int64_t n,
+                                            int32_t* inverse, int64_t* first) {
+  std::vector<int64_t> start(n + 1);
+  int64_t k = 0;
+  start[0] = 0;
+  for (int64_t i = 0; i < size && k < n; ++i)
+    if (buf[i] == '\0') start[++k] = i + 1;
+  if (n > 0 && k != n - 1) return -1;
+  start[n] = size + 1;
+  auto len = [&](int64_t i) { return start[i + 1] - start[i] - 1; };
+  int bits = 4;
+  while ((int64_t{1} << bits) < 2 * n) ++bits;
+  const uint64_t mask = (uint64_t{1} << bits) - 1;
+  std::vector<int32_t> table(size_t{1} << bits, -1);
+  std::vector<int64_t> uniq;  // first occurrence of each distinct string
+  std::vector<int32_t> slot(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const char* p = buf + start[i];
+    const int64_t l = len(i);
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (int64_t j = 0; j < l; ++j) h = (h ^ static_cast<unsigned char>(p[j])) * 1099511628211ull;
+    h ^= h >> 29;
+    for (uint64_t t = h & mask;; t = (t + 1) & mask) {
+      const int32_t u = table[t];
+      if (u < 0) {
+        table[t] = static_cast<int32_t>(uniq.size());
+        slot[i] = static_cast<int32_t>(uniq.size());
+        uniq.push_back(i);
+        break;
+      }
+      const int64_t o = uniq[u];
+      if (len(o) == l && std::memcmp(buf + start[o], p, l) == 0) {
+        slot[i] = u;
+        break;
+      }
+    }
+  }
+  const int64_t m = static_cast<int64_t>(uniq.size());
+  // Sort the distinct strings by (first 8 bytes as a big-endian integer, zero padded)
+  // and only compare the rest of the bytes where those prefixes are equal.
+  struct Key {
+    uint64_t pre;
+    int32_t u;
+  };
+  std::vector<Key> keys(m);
+  for (int64_t u = 0; u < m; ++u) {
+    const int64_t o = uniq[u], l = std::min<int64_t>(len(o), 8);
+    uint64_t pre = 0;
+    for (int64_t j = 0; j < 8; ++j)
+      pre = (pre << 8) | (j < l ? static_cast<unsigned char>(buf[start[o] + j]) : 0u);
+    keys[u] = {pre, static_cast<int32_t>(u)};
+  }
+  std::sort(keys.begin(), keys.end(), [&](const Key& a, const Key& b) {
+    if (a.pre != b.pre) return a.pre < b.pre;
+    const int64_t ia = uniq[a.u], ib = uniq[b.u], la = len(ia), lb = len(ib);
+    const int c = std::memcmp(buf + start[ia], buf + start[ib], std::min(la, lb));
+    return c != 0 ? c < 0 : la < lb;
+  });
+  std::vector<int32_t> rank(m);
+  for (int64_t r = 0; r < m; ++r) {
+    rank[keys[r].u] = static_cast<int32_t>(r);
+    first[r] = uniq[keys[r].u];
+  }
+  for (int64_t i = 0; i < n; ++i) inverse[i] = rank[slot[i]];
+  return m;
+}
 }
