@@ -40,7 +40,7 @@ method                  fused score                                     referenc
 ``rbc``                 Σ (1-φ) φ^(r_m - 1)                             Bailey et al., SIGIR 2017
 ``bordafuse``           Σ (N - r_m + 1); missing: (N - n_m + 1)/2       Aslam & Montague, SIGIR 2001
 ``w_bordafuse``         Σ w_m · Borda points                            Aslam & Montague 2001
-``condorcet``           order by pairwise (weighted) majority           Montague & Aslam, CIKM 2002
+``condorcet``           N - position in the majority order (see below)  Montague & Aslam, CIKM 2002
 ``w_condorcet``         ditto with run weights                          Montague & Aslam 2002
 ``copeland``            #pairwise wins − #pairwise losses               Copeland 1951
 ``median_rank``         −median_m r_m (missing: n_m + 1)                Fagin et al., SIGMOD 2003
@@ -52,6 +52,11 @@ method                  fused score                                     referenc
 ``mapfuse``             Σ MAP_m / r_m                                   Lillis et al. 2010
 ``bayesfuse``           Σ log-odds_m(r_m); missing: log(0.001/0.999)    Aslam & Montague 2001
 ======================  ==============================================  ===========================
+
+Condorcet's order is deterministic: candidates in doc id descending order, each
+inserted right after the last placed candidate it does not beat by a strict
+(weighted) majority. On a transitive majority that is the majority order (ranx's too);
+on cycles ranx's result depends on ``PYTHONHASHSEED``, jaxrank's only on the doc ids.
 """
 
 from __future__ import annotations
@@ -249,12 +254,19 @@ def _pairwise_wins(c: Candidates, weights):
 
 
 def _condorcet_order(c: Candidates, weights):
-    """Insertion sort of the candidates (in slot order) by pairwise majority.
+    """Insertion sort of the candidates by pairwise majority (jaxrank's Condorcet rule).
 
-    Each candidate is inserted right after the last already-placed candidate it
-    does not strictly beat, so consecutive documents of the result always respect
-    the majority relation (a Hamiltonian path of the Condorcet graph, as in
-    Montague & Aslam's Condorcet-fuse); cycles and ties resolve deterministically.
+    ``a`` beats ``b`` when the runs (that have the query) ranking ``a`` strictly above
+    ``b`` weigh strictly more than those ranking ``b`` above ``a``; a run that misses a
+    document ranks it below all its retrieved ones. The candidates are taken in slot
+    order, i.e. doc id descending (with the host API's sorted vocabulary), and each is
+    inserted right after the last already-placed candidate it does not beat (at the
+    front if it beats them all). Consecutive documents of the result therefore always
+    respect the majority (a Hamiltonian path of the Condorcet graph, Montague & Aslam's
+    Condorcet-fuse). When the majority is a strict total order the result is that order,
+    which is also ranx's; on ties and cycles the result depends only on the doc ids (ranx's
+    depends on Python's string hashing, i.e. ``PYTHONHASHSEED``). Fused score:
+    N - position.
     """
     W = _pairwise_wins(c, weights)
     n = W.shape[0]
