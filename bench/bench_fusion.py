@@ -118,9 +118,8 @@ def bench_workload(name, ranx_runs, arrays, files, repeats, rows, ranx_runs_bord
         if files is not None:
             fuse(files, method=method, norm=norm)  # compile
             t_e2e = timeit(lambda m=method, n=norm: fuse(files, method=m, norm=n), repeats)
+            # ranx's time (scaled to all queries) back to the files' queries
             t_ranx_files = t_ranx if e2e_ranx_scale is None else t_ranx / e2e_ranx_scale
-            if method == "bordafuse" and ranx_runs_borda is not None:
-                t_ranx_files = t_ranx * (scale / scale_borda) / (e2e_ranx_scale or 1.0)
         rows.append((name, LABEL[method], t_ranx, t_arr, t_e2e, t_ranx_files))
         print(
             f"  {name:10s} {LABEL[method]:16s} ranx {t_ranx:8.3f}s  arrays {t_arr:8.4f}s  "
@@ -232,7 +231,7 @@ def main() -> None:
     print(
         f"Synthetic: ranx timed on {R} queries (Borda: {RB}) and scaled linearly to {Q:,}; "
         f"end to end = jaxrank from TREC files of the same {R} queries vs ranx on them "
-        "(Borda: ranx's time on 20 queries scaled to them)."
+        "(Borda: ranx's time on 20 queries scaled to them: ×R/20)."
     )
     print(
         "| workload | method | ranx `fuse` (prebuilt Runs) | jaxrank arrays | speed-up "
