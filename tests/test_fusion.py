@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _native_helpers import require_native
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -227,22 +228,82 @@ def test_trained_methods_match_ranx(scifact, method):
     assert _max_rel(expected, ours) <= 1e-6
 
 
-def test_condorcet_matches_ranx_when_majority_is_transitive():
-    """With 3 runs whose pairwise majorities form a total order, Condorcet-fuse has one
-    answer, and ranx's (set-order dependent) sort finds it too."""
-    import ranx
+_TRANSITIVE = (  # majorities a>b (r1, r3), a>c (all), b>c (r1, r2), all > d: a, b, c, d
+    {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}},
+    {"q": {"b": 3.0, "a": 2.0, "c": 1.0, "d": 0.5}},
+    {"q": {"a": 3.0, "c": 2.0, "b": 1.0, "d": 0.5}},
+)
 
-    r1 = {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}}
-    r2 = {"q": {"b": 3.0, "a": 2.0, "c": 1.0, "d": 0.5}}
-    r3 = {"q": {"a": 3.0, "c": 2.0, "b": 1.0, "d": 0.5}}
-    # majorities: a>b (r1,r3), a>c (all), b>c (r1,r2), everything > d -> a, b, c, d
-    want = ranx.fuse([ranx.Run(r) for r in (r1, r2, r3)], method="condorcet")
-    got = fuse([r1, r2, r3], method="condorcet")
-    assert list(got["q"]) == ["a", "b", "c", "d"] == list(want["q"].keys())
-    assert got["q"] == want["q"]  # scores N - position: 4, 3, 2, 1
-    # weighted: run 2 alone outweighs the others -> b first
-    got_w = fuse([r1, r2, r3], method="w_condorcet", weights=[1.0, 3.0, 1.0])
+
+def test_weighted_condorcet_follows_the_weighted_majority():
+    # run 2 (b, a, c, d) alone outweighs the other two (3 > 1 + 1) -> its order
+    got_w = fuse(list(_TRANSITIVE), method="w_condorcet", weights=[1.0, 3.0, 1.0])
     assert list(got_w["q"]) == ["b", "a", "c", "d"]
+
+
+_CYCLE = (  # majorities a>b (r1, r3), b>c (r1, r2), c>a (r2, r3): a cycle; all beat d, e; d>e
+    {"q": {"a": 5.0, "b": 4.0, "c": 3.0, "d": 2.0, "e": 1.0}},
+    {"q": {"b": 5.0, "c": 4.0, "a": 3.0, "e": 2.0, "d": 1.0}},
+    {"q": {"c": 5.0, "a": 4.0, "b": 3.0, "d": 2.0, "e": 1.0}},
+)
+_RANX_CONDORCET = """
+import json, ranx
+out = []
+for runs in json.loads({cases!r}):
+    fused = ranx.fuse([ranx.Run(r) for r in runs], method="condorcet")
+    out.append(dict(fused["q"]))
+print(json.dumps(out))
+"""
+
+
+def test_condorcet_equals_ranx_when_transitive_and_is_deterministic_on_a_cycle():
+    """ranx 0.3.21 sorts the candidates of a Python set with a majority comparator: when
+    the majority is transitive that order is unique and jaxrank equals it (scores
+    N - position too), under any PYTHONHASHSEED; on a cycle ranx's answer depends on
+    string hashing (PYTHONHASHSEED), jaxrank's rule does not.
+
+    jaxrank's rule (hand-applied): take the candidates in doc id descending order
+    (e, d, c, b, a) and insert each right after the last already-placed candidate it
+    does not strictly beat: [e] -> d beats e: [d, e] -> c beats d, e: [c, d, e] ->
+    b beats c, d, e: [b, c, d, e] -> a beats b but not c: [b, c, a, d, e]."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    got = fuse(list(_CYCLE), method="condorcet", dtype="float64")
+    assert list(got["q"]) == ["b", "c", "a", "d", "e"]
+    assert list(got["q"].values()) == [5.0, 4.0, 3.0, 2.0, 1.0]  # N - position
+    # the same whatever the runs' order and the dicts' insertion order
+    shuffled = [{"q": dict(reversed(r["q"].items()))} for r in reversed(_CYCLE)]
+    assert list(fuse(shuffled, method="condorcet")["q"]) == ["b", "c", "a", "d", "e"]
+    # ranx in two interpreters that differ only in PYTHONHASHSEED (run side by side)
+    code = _RANX_CONDORCET.format(cases=json.dumps([list(_TRANSITIVE), list(_CYCLE)]))
+    procs = {
+        seed: subprocess.Popen(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 1)
+    }
+    out = {}
+    for seed, p in procs.items():
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, stderr  # ranx missing or broken fails the test
+        out[seed] = json.loads(stdout.strip().splitlines()[-1])
+    # transitive: one answer, a, b, c, d with scores 4, 3, 2, 1, from ranx and jaxrank
+    want = fuse(list(_TRANSITIVE), method="condorcet", dtype="float64")["q"]
+    assert list(want) == ["a", "b", "c", "d"]
+    for seed in (0, 1):
+        assert list(out[seed][0]) == list(want) and out[seed][0] == want, seed
+    # cycle, observed with ranx 0.3.21: seed 0 -> b, c, a, d, e; seed 1 -> a, b, c, d, e
+    cycle = {seed: list(out[seed][1]) for seed in (0, 1)}
+    assert cycle[0] != cycle[1], cycle
+    for order in cycle.values():  # both end with the transitive part d > e
+        assert order[3:] == ["d", "e"] and set(order[:3]) == {"a", "b", "c"}
 
 
 # --------------------------------------------------------------------------- Pyserini
@@ -439,6 +500,40 @@ def test_bad_input_errors():
         fuse_arrays(jnp.zeros((2, 3)), jnp.zeros((2, 3)))
 
 
+def test_bad_input_in_trec_files_and_arrays(tmp_path):
+    """The issue's bad-input list through the file path and the array API."""
+    good = tmp_path / "good.trec"
+    good.write_text("q1 Q0 a 1 2.0 r\nq1 Q0 b 2 1.0 r\n")
+    empty = tmp_path / "empty.trec"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        fuse([good, empty])
+    dup = tmp_path / "dup.trec"
+    dup.write_text("q1 Q0 a 1 2.0 r\nq1 Q0 a 2 1.0 r\n")
+    with pytest.raises(ValueError, match="twice"):
+        fuse([good, dup])
+    nan = tmp_path / "nan.trec"
+    nan.write_text("q1 Q0 a 1 nan r\n")
+    with pytest.raises(ValueError, match=r"(?i)nan|finite"):
+        fuse([good, nan])
+    inf = tmp_path / "inf.trec"
+    inf.write_text("q1 Q0 a 1 -inf r\n")
+    with pytest.raises(ValueError, match=r"(?i)inf|finite"):
+        fuse([good, inf])
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        fuse_arrays(jnp.zeros((1, 2, 2), jnp.int32), jnp.ones((1, 2, 2)), rrf_k=-0.5)
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        fuse([good, good], method="rrf", k_rrf=-60)
+    # rrf k = 0 is allowed: 1/r
+    got = fuse([{"q": {"a": 1.0}}, {"q": {"a": 2.0}}], method="rrf", rrf_k=0, dtype="float64")
+    assert got == {"q": {"a": 2.0}}  # 1/1 + 1/1
+    # different query sets: the union of queries, each fused over the runs that have it
+    other = tmp_path / "other.trec"
+    other.write_text("q2 Q0 c 1 3.0 r\n")
+    fused = fuse([good, other], method="sum", norm=None, dtype="float64").to_dict()
+    assert fused == {"q1": {"a": 2.0, "b": 1.0}, "q2": {"c": 3.0}}
+
+
 def _dup_run():
     class Dup:
         name = "dup"
@@ -517,6 +612,84 @@ def test_every_method_jit_equals_eager_and_is_padding_invariant(method):
     np.testing.assert_array_equal(out[0], padded[0])
     np.testing.assert_allclose(out[1], padded[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out[2], padded[2])
+
+
+NATIVE_CASES = [
+    ("sum", "min-max", {}),
+    ("average", "zmuv", {}),
+    ("wsum", "min-max-inverted", {"weights": np.array([0.5, 0.3, 0.2])}),
+    ("mnz", "min-max", {}),
+    ("anz", "max", {}),
+    ("gmnz", "sum", {"gamma": 0.5}),
+    ("mixed", "sigmoid", {"weights": np.array([0.5, 0.3, 0.2])}),
+    ("rrf", "min-max", {"weights": np.array([1.0, 2.0, 0.5])}),
+    ("isr", "quantile", {}),
+    ("log_isr", "min-max", {}),
+    ("logn_isr", "min-max", {}),
+    ("rbc", "rank", {"phi": 0.8}),
+    ("bordafuse", "min-max", {}),
+    ("dbsf", "none", {}),
+]
+
+
+@pytest.mark.parametrize("presorted", [False, True])
+def test_native_and_pure_jax_paths_agree(presorted):
+    """On CPU the additive methods run as per-entry terms + native union + native top-k
+    (ffi/fusion.cc); the pure-JAX candidate matrix is the reference (GPU/TPU path)."""
+    require_native()
+    docs, scores, where = _toy_arrays(seed=3, Q=4)
+    where[1, 2, :] = False  # a run without this query
+    if presorted:
+        order = np.argsort(-np.where(where, scores, -np.inf), axis=-1, kind="stable")
+        docs, scores = (np.take_along_axis(a, order, -1) for a in (docs, scores))
+        where = np.take_along_axis(where, order, -1)
+    for i, (method, norm, params) in enumerate(NATIVE_CASES):
+        if i % 2 != presorted:  # each case once: half presorted, half ranked in-graph
+            continue
+        # k = 4 < candidates (partial selection), k = 20 >= candidates (full sort)
+        kw = dict(method=method, norm=norm, k=(4, 20)[i // 2 % 2], presorted=presorted)
+        kw.update(params)
+        a = fuse_arrays(docs, scores, where, impl="jax", **kw)
+        if i < 2:  # once per parametrization under an outer jit
+            b = jax.jit(lambda d, s, w, kw=kw: fuse_arrays(d, s, w, impl="native", **kw))(
+                docs, scores, where
+            )
+        else:
+            b = fuse_arrays(docs, scores, where, impl="native", **kw)
+        np.testing.assert_array_equal(a[2], b[2], err_msg=f"{method} {norm}")
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-6, atol=1e-7, err_msg=method)
+        # same documents in the same order (no near-ties in these random scores)
+        np.testing.assert_array_equal(a[0], b[0], err_msg=f"{method} {norm}")
+
+
+def test_native_top_k_breaks_ties_by_doc_descending_in_float64():
+    require_native()
+    docs = np.array([[[3, 7, 5], [9, 7, 1]]], np.int32)
+    scores = np.array([[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]])
+    with jax.enable_x64(True):
+        for impl in ("native", "jax"):
+            d, s, w = fuse_arrays(docs, scores, method="sum", norm=None, k=6, impl=impl)
+            # sums: 7 -> 2.0, others 1.0; ties by doc index descending; one empty place
+            assert d.tolist() == [[7, 9, 5, 3, 1, -1]], impl
+            assert s.dtype == jnp.float64 and s.tolist() == [[2.0, 1, 1, 1, 1, 0]]
+            assert w.tolist() == [[True] * 5 + [False]]
+
+
+def test_vocabulary_equals_numpy_unique():
+    """The native hash-and-sort vocabulary of runs_to_arrays is np.unique's (UTF-8 byte
+    order = code-point order), also for non-ASCII ids and prefixes longer than 8 bytes."""
+    from jaxrank.fusion._host import _native_vocab, _vocabulary
+
+    require_native()
+    assert _native_vocab() is not None
+    rng = np.random.default_rng(0)
+    words = ["a", "b", "ab", "", "é", "z", "Z", "doc10", "doc9", "日本", "clueweb09-en0001"]
+    words += ["clueweb09-en0000", "clueweb09-en00001", "a\x01"]
+    arrays = [np.array(rng.choice(words, 40).tolist(), dtype=object) for _ in range(3)]
+    vocab, inverse = _vocabulary(arrays)
+    want_v, want_i = np.unique(np.concatenate(arrays).astype(str), return_inverse=True)
+    assert vocab.tolist() == want_v.tolist()
+    np.testing.assert_array_equal(inverse, want_i)
 
 
 @pytest.mark.parametrize("norm", [n for n in NORMALIZATIONS])

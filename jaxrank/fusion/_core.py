@@ -21,12 +21,15 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxrank import _native
 from jaxrank.fusion._methods import (
     REQUIRED_PARAMS,
     Candidates,
     canonical_method,
     combine,
+    count_factor,
 )
 from jaxrank.fusion._normalize import _ranks_by_score, canonical_norm, normalize
 
@@ -147,6 +150,116 @@ def _fuse_query(
     return out, detail
 
 
+# Methods whose fused score is a function of (sum of per-entry terms, number of runs
+# retrieving the document, number of candidates): on CPU they skip the [M, N] candidate
+# matrix and run as per-entry terms -> native union (hash, no sort) -> native top-k.
+_ADDITIVE = frozenset(
+    {
+        "sum",
+        "average",
+        "wsum",
+        "interpolation",
+        "mnz",
+        "anz",
+        "gmnz",
+        "mixed",
+        "rrf",
+        "isr",
+        "log_isr",
+        "logn_isr",
+        "rbc",
+        "bordafuse",
+        "dbsf",
+    }
+)
+
+
+def _entry_terms(method, doc_ids, scores, where, ranks, params, *, norm, degenerate,
+                 rank_source, presorted):  # fmt: skip
+    """Per-entry terms ``[B, M, K]`` (0 on padding) whose per-document sum, times
+    :func:`count_factor` (plus Borda's candidate-count terms), is the fused score; the
+    same arithmetic as :func:`_gather_candidates` + :func:`combine`."""
+    dt = scores.dtype
+    M, K = doc_ids.shape[-2:]
+    if ranks is None and presorted:
+        ranks = jnp.broadcast_to(jnp.arange(1, K + 1), doc_ids.shape)
+    elif ranks is None:
+        ranks = _ranks_by_score(scores, where, doc_ids)
+    ranks = ranks.astype(dt)
+    normed = normalize(scores, where, method=norm, ranks=ranks, degenerate=degenerate)
+    if rank_source == "score" and norm not in _MONOTONE:
+        ranks = _ranks_by_score(normed, where, doc_ids).astype(dt)
+    weights = jnp.asarray(params.get("weights", jnp.ones(M)), dt)
+    safe_r = jnp.where(where, ranks, 1.0)
+    if method in ("wsum", "mixed"):
+        terms = normed * weights[:, None]
+    elif method == "interpolation":
+        alpha = jnp.asarray(params["alpha"], dt)
+        terms = normed * jnp.stack([alpha, 1.0 - alpha])[:, None]
+    elif method == "rrf":
+        k = jnp.asarray(params.get("k", 60.0), dt)
+        offset = 1.0 if params.get("zero_based", False) else 0.0
+        terms = (1.0 / (k + safe_r - offset)) * weights[:, None]
+    elif method in ("isr", "log_isr", "logn_isr"):
+        terms = 1.0 / (safe_r * safe_r)
+    elif method == "rbc":
+        phi = jnp.asarray(params["phi"], dt)
+        terms = (1.0 - phi) * phi ** (safe_r - 1.0)
+    elif method == "bordafuse":
+        n_run = jnp.sum(where, axis=-1, keepdims=True).astype(dt)
+        terms = (n_run + 1.0) / 2.0 - safe_r
+    else:  # sum, average, mnz, anz, gmnz, dbsf: the normalized scores
+        terms = normed
+    return jnp.where(where, terms, 0.0)
+
+
+def _finish(method, sums, counts, where, params):
+    """Fused scores ``[B, N]`` from the union's per-candidate sums and counts."""
+    dt = sums.dtype
+    M = where.shape[-2]
+    cnt = counts.astype(dt)
+    if method == "average":
+        return sums / M
+    if method == "bordafuse":
+        # Σ_m (N - r_m + 1) over retrieving runs + Σ (N - n_m + 1)/2 over the other runs
+        # that have the query = C + c·N/2 + Σ ((n_m + 1)/2 - r_m); half-integers, exact.
+        n_cand = jnp.sum(counts > 0, axis=-1, keepdims=True).astype(dt)
+        n_run = jnp.sum(where, axis=-1).astype(dt)  # [B, M]
+        const = jnp.sum(jnp.where(n_run > 0, (n_cand - n_run + 1.0) / 2.0, 0.0), -1)
+        return const[:, None] + cnt * (n_cand / 2.0) + sums
+    factor = count_factor(method, cnt, params)
+    return sums if factor is None else sums * factor
+
+
+def _fuse_native(doc_ids, scores, where, ranks, params, *, method, k_out, **kw):
+    """CPU path of the additive methods: [B, M, K] -> fused top-k, no sort in XLA."""
+    B, M, K = doc_ids.shape
+    E = M * K
+    terms = _entry_terms(method, doc_ids, scores, where, ranks, params, **kw)
+    dt = terms.dtype
+    union = jax.ffi.ffi_call(
+        "jaxrank_fusion_union",
+        (
+            jax.ShapeDtypeStruct((B, E), jnp.int32),
+            jax.ShapeDtypeStruct((B, E), dt),
+            jax.ShapeDtypeStruct((B, E), jnp.int32),
+        ),
+        vmap_method="broadcast_all",
+    )
+    cdoc, csum, ccount = union(doc_ids.reshape(B, E), terms.reshape(B, E), where.reshape(B, E))
+    fused = _finish(method, csum, ccount, where, params)
+    topk = jax.ffi.ffi_call(
+        "jaxrank_fusion_topk",
+        (
+            jax.ShapeDtypeStruct((B, k_out), jnp.int32),
+            jax.ShapeDtypeStruct((B, k_out), dt),
+            jax.ShapeDtypeStruct((B, k_out), jnp.bool_),
+        ),
+        vmap_method="broadcast_all",
+    )
+    return topk(fused, cdoc, ccount > 0, k=np.int64(k_out))
+
+
 def _check_params(method, params):
     for name in REQUIRED_PARAMS.get(method, ()):
         if name not in params:
@@ -171,6 +284,7 @@ def _check_params(method, params):
         "explain",
         "zero_based",
         "presorted",
+        "impl",
     ),
 )
 def _fuse_jit(
@@ -188,12 +302,42 @@ def _fuse_jit(
     explain,
     zero_based,
     presorted,
+    impl,
 ):
     params = dict(params)
     params["zero_based"] = zero_based
     batch = doc_ids.shape[:-2]
     M, K = doc_ids.shape[-2:]
     flat = (-1, M, K)
+    if (
+        impl == "native"
+        and method in _ADDITIVE
+        and norm != "borda"
+        and not explain
+        and doc_ids.size > 0
+    ):
+        r = None if ranks is None else ranks.reshape(flat)
+        opts = dict(
+            method=method,
+            k_out=k,
+            norm=norm,
+            degenerate=degenerate,
+            rank_source=rank_from,
+            presorted=presorted,
+        )
+
+        def native(d, s, w, *r):
+            return _fuse_native(d, s, w, r[0] if r else None, params, **opts)
+
+        def pure(d, s, w, *r):
+            return _fuse_jit(d, s, w, r[0] if r else None, params, method=method, norm=norm,
+                             k=k, degenerate=degenerate, rank_from=rank_from, explain=False,
+                             zero_based=zero_based, presorted=presorted, impl="jax")  # fmt: skip
+
+        args = (doc_ids.reshape(flat), scores.reshape(flat), where.reshape(flat))
+        args += () if r is None else (r,)
+        res = _native.select(native, pure, *args, impl="native")
+        return jax.tree.map(lambda x: x.reshape(batch + x.shape[1:]), res)
     f = partial(
         _fuse_query,
         method=method,
@@ -226,6 +370,7 @@ def fuse_arrays(
     degenerate: float | None = None,
     explain: bool = False,
     presorted: bool = False,
+    impl: str = "auto",
     **params,
 ):
     """Fuse M runs per query and return the fused top-``k``.
@@ -250,6 +395,13 @@ def fuse_arrays(
       presorted: promise that each run's real entries come first and in rank order
         (score descending, ties by doc index descending), as retrieval output and
         sorted TREC files are; ranks are then positions and no sort is needed.
+      impl: ``"auto"`` (default: :mod:`jaxrank.config`'s native mode), ``"native"`` or
+        ``"jax"``. On CPU with the native core, the additive methods (sums, CombMNZ-like,
+        RRF, ISR, RBC, Borda, DBSF; not with ``norm="borda"`` or ``explain``) run as
+        per-entry terms + a native hash union + a native top-k
+        (``ffi/fusion.cc``); elsewhere, and for the other methods, the pure-JAX
+        candidate matrix. Both give the same fused documents and scores (to float
+        rounding of the summation order) and the same tie order.
       explain: also return each returned document's per-run ``raw`` score,
         ``norm`` score, ``rank``, ``present`` flag and ``contribution``
         (each ``[..., M, k]``).
@@ -327,4 +479,5 @@ def fuse_arrays(
         explain=explain,
         zero_based=bool(zero_based),
         presorted=bool(presorted) and ranks is None,
+        impl=_native.resolve(impl),
     )

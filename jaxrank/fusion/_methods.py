@@ -40,7 +40,7 @@ method                  fused score                                     referenc
 ``rbc``                 Σ (1-φ) φ^(r_m - 1)                             Bailey et al., SIGIR 2017
 ``bordafuse``           Σ (N - r_m + 1); missing: (N - n_m + 1)/2       Aslam & Montague, SIGIR 2001
 ``w_bordafuse``         Σ w_m · Borda points                            Aslam & Montague 2001
-``condorcet``           order by pairwise (weighted) majority           Montague & Aslam, CIKM 2002
+``condorcet``           N - position in the majority order (see below)  Montague & Aslam, CIKM 2002
 ``w_condorcet``         ditto with run weights                          Montague & Aslam 2002
 ``copeland``            #pairwise wins − #pairwise losses               Copeland 1951
 ``median_rank``         −median_m r_m (missing: n_m + 1)                Fagin et al., SIGMOD 2003
@@ -52,6 +52,11 @@ method                  fused score                                     referenc
 ``mapfuse``             Σ MAP_m / r_m                                   Lillis et al. 2010
 ``bayesfuse``           Σ log-odds_m(r_m); missing: log(0.001/0.999)    Aslam & Montague 2001
 ======================  ==============================================  ===========================
+
+Condorcet's order is deterministic: candidates in doc id descending order, each
+inserted right after the last placed candidate it does not beat by a strict
+(weighted) majority. On a transitive majority that is the majority order (ranx's too);
+on cycles ranx's result depends on ``PYTHONHASHSEED``, jaxrank's only on the doc ids.
 """
 
 from __future__ import annotations
@@ -181,9 +186,29 @@ def _masked(c: Candidates, x):
 
 
 def _spread(c: Candidates, terms, factor):
-    """Terms [M, N] times a per-candidate factor: fused and contributions."""
+    """Terms [M, N] times a per-candidate factor: fused (the factor times the sum of the
+    terms, as ranx and the native path compute it) and contributions."""
     contrib = terms * factor[None, :]
-    return jnp.sum(contrib, axis=0), contrib
+    return jnp.sum(terms, axis=0) * factor, contrib
+
+
+def count_factor(name: str, cnt, p: dict):
+    """The per-candidate multiplier of the sum of terms for the CombMNZ-like methods
+    (``cnt``: number of runs retrieving the candidate), or None for plain sums."""
+    dt = cnt.dtype
+    if name in ("mnz", "isr"):
+        return cnt
+    if name == "anz":
+        return 1.0 / jnp.maximum(cnt, 1.0)
+    if name == "gmnz":
+        return cnt ** jnp.asarray(p["gamma"], dt)
+    if name == "mixed":
+        return jnp.sqrt(cnt)
+    if name == "log_isr":
+        return jnp.log(jnp.maximum(cnt, 1.0))
+    if name == "logn_isr":
+        return jnp.log(cnt + jnp.asarray(p.get("sigma", 0.01), dt))
+    return None
 
 
 def _order_stat(c: Candidates, x, which):
@@ -229,12 +254,19 @@ def _pairwise_wins(c: Candidates, weights):
 
 
 def _condorcet_order(c: Candidates, weights):
-    """Insertion sort of the candidates (in slot order) by pairwise majority.
+    """Insertion sort of the candidates by pairwise majority (jaxrank's Condorcet rule).
 
-    Each candidate is inserted right after the last already-placed candidate it
-    does not strictly beat, so consecutive documents of the result always respect
-    the majority relation (a Hamiltonian path of the Condorcet graph, as in
-    Montague & Aslam's Condorcet-fuse); cycles and ties resolve deterministically.
+    ``a`` beats ``b`` when the runs (that have the query) ranking ``a`` strictly above
+    ``b`` weigh strictly more than those ranking ``b`` above ``a``; a run that misses a
+    document ranks it below all its retrieved ones. The candidates are taken in slot
+    order, i.e. doc id descending (with the host API's sorted vocabulary), and each is
+    inserted right after the last already-placed candidate it does not beat (at the
+    front if it beats them all). Consecutive documents of the result therefore always
+    respect the majority (a Hamiltonian path of the Condorcet graph, Montague & Aslam's
+    Condorcet-fuse). When the majority is a strict total order the result is that order,
+    which is also ranx's; on ties and cycles the result depends only on the doc ids (ranx's
+    depends on Python's string hashing, i.e. ``PYTHONHASHSEED``). Fused score:
+    N - position.
     """
     W = _pairwise_wins(c, weights)
     n = W.shape[0]
@@ -274,16 +306,12 @@ def combine(name: str, c: Candidates, p: dict):
         if name == "average":
             return jnp.sum(terms, axis=0) / M, terms / M
         return jnp.sum(terms, axis=0), terms
-    if name == "mnz":
-        return _spread(c, s, cnt)
-    if name == "anz":
-        return _spread(c, s, 1.0 / jnp.maximum(cnt, 1.0))
-    if name == "gmnz":
-        return _spread(c, s, cnt ** jnp.asarray(p["gamma"], dt))
+    if name in ("mnz", "anz", "gmnz"):
+        return _spread(c, s, count_factor(name, cnt, p))
     if name == "wmnz":
         return _spread(c, s, jnp.sum(jnp.where(c.present, weights[:, None], 0.0), axis=0))
     if name == "mixed":
-        return _spread(c, s * weights[:, None], jnp.sqrt(cnt))
+        return _spread(c, s * weights[:, None], count_factor(name, cnt, p))
     if name in ("max", "min", "med"):
         return _order_stat(c, c.norm, name), s
     if name == "rrf":
@@ -293,13 +321,7 @@ def combine(name: str, c: Candidates, p: dict):
         return jnp.sum(terms, axis=0), terms
     if name in ("isr", "log_isr", "logn_isr"):
         terms = _rank_terms(c, lambda r: 1.0 / (r * r))
-        if name == "isr":
-            factor = cnt
-        elif name == "log_isr":
-            factor = jnp.log(jnp.maximum(cnt, 1.0))
-        else:
-            factor = jnp.log(cnt + jnp.asarray(p.get("sigma", 0.01), dt))
-        return _spread(c, terms, factor)
+        return _spread(c, terms, count_factor(name, cnt, p))
     if name == "rbc":
         phi = jnp.asarray(p["phi"], dt)
         terms = _rank_terms(c, lambda r: (1.0 - phi) * phi ** (r - 1.0))
