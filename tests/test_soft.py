@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from jax import export
 from jax.test_util import check_grads
 
-from jaxrank import soft
+from jaxrank import _native, soft
 from jaxrank.soft import _common, _isotonic
 
 REGS = ["l2", "kl"]
@@ -227,17 +227,26 @@ def test_platform_paths_agree():
 
 @pytest.mark.parametrize("reg", REGS)
 def test_export_all_platforms(reg):
-    """Lowers for cpu, cuda and tpu (a host callback would make this fail)."""
+    """Lowers for cpu, cuda and tpu (a host callback would make this fail).
+
+    The CPU branch calls the native kernels (custom calls), so the export names them
+    in ``disabled_checks``; cuda/tpu lower the pure-JAX path.
+    """
+    checks = _native.export_disabled_checks()
+    plats = ("cpu", "cuda", "tpu")
     f = jax.jit(lambda x: soft.soft_rank(x, regularization=reg, regularization_strength=0.5))
     spec = jax.ShapeDtypeStruct((4, 16), jnp.float32)
-    exp = export.export(f, platforms=("cpu", "cuda", "tpu"))(spec)
-    assert exp.platforms == ("cpu", "cuda", "tpu")
+    exp = export.export(f, platforms=plats, disabled_checks=checks)(spec)
+    assert exp.platforms == plats
+    if _native.available():
+        text = exp.mlir_module()
+        assert "jaxrank_soft_pav" in text and "jaxrank_soft_argsort" in text
     x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 16)), jnp.float32)
     np.testing.assert_allclose(exp.call(x), f(x), rtol=1e-6)
     g = jax.jit(jax.grad(lambda x: soft.soft_sort(x, regularization=reg).sum() ** 2))
-    export.export(g, platforms=("cpu", "cuda", "tpu"))(spec)
+    export.export(g, platforms=plats, disabled_checks=checks)(spec)
     t = jax.jit(lambda x: soft.soft_topk(x, 3))
-    export.export(t, platforms=("cpu", "cuda", "tpu"))(spec)
+    export.export(t, platforms=plats, disabled_checks=checks)(spec)
 
 
 def test_jit_vmap_grad_jacfwd():
