@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.custom_batching import custom_vmap
+from jax.custom_derivatives import SymbolicZero
 
 from jaxrank import _native
 
@@ -267,21 +268,27 @@ def _pav(a, b, m, kl: bool):
     return _pav_rows(a, b, m, kl)
 
 
-@_pav.defjvp
 def _pav_jvp(kl, primals, tangents):
     a, b, m = primals
     da, db, _ = tangents
     ma, mb, bid = _pav(a, b, m, kl)
     gid, num = _flat_ids(bid)
-    if kl:
-        ta = _seg_sum(jnp.exp(a - ma) * da, gid, num)[gid]
-        tb = _seg_sum(jnp.exp(b - mb) * db, gid, num)[gid]
-    else:
-        count = jnp.maximum(_seg_sum(jnp.ones_like(a), gid, num), 1)
-        ta = (_seg_sum(da, gid, num) / count)[gid]
-        tb = (_seg_sum(db, gid, num) / count)[gid]
+    count = None if kl else jnp.maximum(_seg_sum(jnp.ones_like(a), gid, num), 1)
+
+    def tangent(x, mx, dx):
+        # One side is usually constant (rho in soft_rank, rho / eps in soft_sort):
+        # its symbolic-zero tangent costs nothing.
+        if isinstance(dx, SymbolicZero):
+            return jnp.zeros_like(x)
+        if kl:
+            return _seg_sum(jnp.exp(x - mx) * dx, gid, num)[gid].reshape(x.shape)
+        return (_seg_sum(dx, gid, num) / count)[gid].reshape(x.shape)
+
     zero_ids = np.zeros(bid.shape, jax.dtypes.float0)
-    return (ma, mb, bid), (ta.reshape(a.shape), tb.reshape(a.shape), zero_ids)
+    return (ma, mb, bid), (tangent(a, ma, da), tangent(b, mb, db), zero_ids)
+
+
+_pav.defjvp(_pav_jvp, symbolic_zeros=True)
 
 
 def l2_block_means(a, b, length):
