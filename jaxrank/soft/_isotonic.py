@@ -23,6 +23,14 @@ How the block structure is found, per platform (``jax.lax.platform_dependent``):
   step (``2 n`` sequential steps, each a vector operation over the rows).
   Latency grows linearly with ``n``; throughput with the batch is free.
   (Not measured on an accelerator.)
+* **CPU with the native core** (float32, the default there): the FFI kernel
+  ``jaxrank_soft_pav`` (``ffi/soft.cc``) returns the block values and block ids
+  directly (sums in double; kl keeps each ``logsumexp`` as a max and a scaled
+  sum), 3-5x faster than the loop above. ``jaxrank.config.native_mode("jax")``
+  forces the loop.
+
+The custom JVP is the same for every path: plain JAX on the block ids (a
+scatter-add and a gather), so JAX transposes it for reverse mode.
 """
 
 from __future__ import annotations
