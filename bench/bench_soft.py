@@ -2,10 +2,13 @@
 
 Forward and forward+backward (gradient of a weighted sum of the ranks) for
 batch x n in {128x100, 128x1000, 16x10000}, l2 and kl, on CPU, pinned to one core
-by default (``--threads N`` to change). Prints the machine and a Markdown table
-(median milliseconds over repeats; ratio = jaxrank time / torchsort time, < 1 is
-faster). torchsort is optional (the ``bench`` extra); without it its columns say
-why. The dense baseline is rank-rank's pairwise-sigmoid soft rank
+by default (``--threads N`` to change). Both jaxrank CPU paths are timed side by
+side with torchsort in one run: the native XLA FFI kernels (``ffi/soft.cc``: radix
+argsort + PAV, the default on CPU) and the pure-JAX path (what GPU/TPU run;
+forced with ``jaxrank.config.native_mode("jax")``). Prints the machine and a
+Markdown table (median milliseconds over repeats; ratio = jaxrank time /
+torchsort time, < 1 is faster). torchsort is optional (the ``bench`` extra);
+without it its columns say why. The dense baseline is rank-rank's pairwise-sigmoid soft rank
 ``r_i = 1/2 + sum_j sigmoid((x_i - x_j) / tau)``, computed row by row so that
 memory stays O(n^2) per row.
 
@@ -42,6 +45,7 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from jaxrank import _native, config  # noqa: E402
 from jaxrank.soft import soft_rank  # noqa: E402
 
 CASES = [(128, 100), (128, 1000), (16, 10000)]
@@ -116,8 +120,19 @@ def torch_timers(xn, wn, reg):
     return fwd, fwdbwd
 
 
+def jaxrank_times(reg, x, w, mode):
+    """(fwd ms, fwd+bwd ms) of soft_rank traced under ``native_mode(mode)``."""
+    with config.native_mode(mode):
+        # New functions per mode: the switch is read when a function is traced.
+        jf, jg = jax_timers(lambda z: soft_rank(z, regularization=reg), x, w)
+        return timeit(jf), timeit(jg)
+
+
 def main() -> None:
     print(f"Machine: {machine()}\n")
+    info = _native.native_info()
+    have_native = bool(info["available"])
+    print(f"jaxrank native core: {'ISA path ' + info['isa'] if have_native else info['reason']}")
     torch_error = None
     try:
         import torch
@@ -132,6 +147,7 @@ def main() -> None:
         torch_version = "unavailable"
         print(f"torchsort skipped: {torch_error} (pip install 'jaxrank[bench]')\n")
     print(f"Peer: {torch_version}\n")
+    nan = float("nan")
     rows = []
     for b, n in CASES:
         rng = np.random.default_rng(0)
@@ -139,25 +155,26 @@ def main() -> None:
         wn = rng.normal(size=(b, n)).astype(np.float32)
         x, w = jnp.asarray(xn), jnp.asarray(wn)
         for reg in ["l2", "kl"]:
-            jf, jg = jax_timers(lambda z, reg=reg: soft_rank(z, regularization=reg), x, w)
-            j_fwd, j_bwd = timeit(jf), timeit(jg)
+            nat = jaxrank_times(reg, x, w, "native") if have_native else (nan, nan)
+            pure = jaxrank_times(reg, x, w, "jax")
             if torch_error is None:
                 tf, tg = torch_timers(xn, wn, reg)
-                t_fwd, t_bwd = timeit(tf), timeit(tg)
+                tor = (timeit(tf), timeit(tg))
             else:
-                t_fwd = t_bwd = float("nan")
-            rows.append((f"{b}x{n}", f"soft_rank {reg}", j_fwd, j_bwd, t_fwd, t_bwd))
+                tor = (nan, nan)
+            rows.append((f"{b}x{n}", f"soft_rank {reg}", *nat, *pure, *tor))
             if reg == "l2":
-                t_l2 = (t_fwd, t_bwd)
-            print(f"  {b}x{n} {reg}: jaxrank {j_fwd:.2f}/{j_bwd:.2f} ms, "
-                  f"torchsort {t_fwd:.2f}/{t_bwd:.2f} ms", flush=True)  # fmt: skip
+                t_l2 = tor
+            print(f"  {b}x{n} {reg}: native {nat[0]:.2f}/{nat[1]:.2f} ms, pure JAX "
+                  f"{pure[0]:.2f}/{pure[1]:.2f} ms, torchsort {tor[0]:.2f}/{tor[1]:.2f} ms",
+                  flush=True)  # fmt: skip
         df, dg = jax_timers(dense_soft_rank, x, w)
         budget = 0.5 if n >= 10000 else 1.5
         d_fwd = timeit(df, budget=budget, min_reps=2)
         # Backward of the dense method at n=1e4 (1.6e9 pairs) takes ~1 min: not run.
-        d_bwd = float("nan") if n >= 10000 else timeit(dg, budget=budget, min_reps=2)
-        # Compared with torchsort l2 of the same case.
-        rows.append((f"{b}x{n}", "dense O(n²) sigmoid", d_fwd, d_bwd, *t_l2))
+        d_bwd = nan if n >= 10000 else timeit(dg, budget=budget, min_reps=2)
+        # Plain JAX on every platform; compared with torchsort l2 of the same case.
+        rows.append((f"{b}x{n}", "dense O(n²) sigmoid", nan, nan, d_fwd, d_bwd, *t_l2))
         print(f"  {b}x{n} dense: {d_fwd:.2f}/{d_bwd:.2f} ms", flush=True)
 
     def fmt(v):
@@ -167,17 +184,24 @@ def main() -> None:
         return "—" if a != a or b != b else f"{a / b:.2f}×"
 
     print()
-    print("| batch×n | method | jax fwd ms | jax fwd+bwd ms | torchsort fwd ms "
-          "| torchsort fwd+bwd ms | fwd ratio | fwd+bwd ratio |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for case, method, jf, jb, tf, tb in rows:
+    print("| batch×n | method | native fwd | native fwd+bwd | pure-JAX fwd | pure-JAX fwd+bwd "
+          "| torchsort fwd | torchsort fwd+bwd | native/ts fwd | native/ts fwd+bwd "
+          "| JAX/ts fwd | JAX/ts fwd+bwd |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case, method, nf, nb, jf, jb, tf, tb in rows:
         print(
-            f"| {case} | {method} | {fmt(jf)} | {fmt(jb)} | {fmt(tf)} | {fmt(tb)} "
+            f"| {case} | {method} | {fmt(nf)} | {fmt(nb)} | {fmt(jf)} | {fmt(jb)} "
+            f"| {fmt(tf)} | {fmt(tb)} | {ratio(nf, tf)} | {ratio(nb, tb)} "
             f"| {ratio(jf, tf)} | {ratio(jb, tb)} |"
         )
     if torch_error is not None:
         print(f"\ntorchsort columns empty: {torch_error}")
-    print("\nratio = jaxrank / torchsort (< 1 means jaxrank is faster); GPU: not measured.")
+    if not have_native:
+        print(f"\nnative columns empty: {info['reason']}")
+    print(
+        "\nms = median per call; ratio = jaxrank / torchsort (< 1 means jaxrank is faster); "
+        "the dense row's ratios compare it with torchsort l2; GPU: not measured."
+    )
 
 
 if __name__ == "__main__":

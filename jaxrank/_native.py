@@ -34,6 +34,8 @@ TARGETS = (
     "jaxrank_hamming",
     "jaxrank_fusion_union",
     "jaxrank_fusion_topk",
+    "jaxrank_soft_argsort",
+    "jaxrank_soft_pav",
 )
 _ABI = 1
 _lock = threading.Lock()

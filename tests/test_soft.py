@@ -16,12 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from _native_helpers import require_native
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import export
 from jax.test_util import check_grads
 
-from jaxrank import soft
+from jaxrank import _native, config, soft
 from jaxrank.soft import _common, _isotonic
 
 REGS = ["l2", "kl"]
@@ -222,22 +223,108 @@ def test_platform_paths_agree():
         np.testing.assert_array_equal(c, v)
 
 
+# ---------------------------------------------------------------- native kernels
+
+
+_NATIVE_SHAPES = st.sampled_from([(3, 7), (2, 100)])  # insertion sort / radix sort paths
+
+
+@settings(max_examples=6)
+@given(shape=_NATIVE_SHAPES, seed=st.integers(0, 2**16), masked=st.booleans())
+def test_native_equals_pure_jax(shape, seed, masked):
+    """The native CPU kernels (ffi/soft.cc) equal the pure-JAX path: the stable argsort
+    exactly, values and gradients to float32 rounding (the kernel sums in double)."""
+    require_native()
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape).astype(np.float32)
+    x[0, : shape[1] // 2] = np.round(x[0, : shape[1] // 2] * 2) / 2  # ties
+    valid = rng.random(shape) < 0.7 if masked else np.ones(shape, bool)
+    x, valid = jnp.asarray(x), jnp.asarray(valid)
+    ct = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    m = np.asarray(valid.sum(-1))
+    prefix = np.arange(shape[1]) < m[:, None]
+    perms = {}
+    for mode in ["native", "jax"]:
+        with config.native_mode(mode):
+            perms[mode] = np.where(prefix, _native_fn("argsort", mode)(x, valid), -1)
+    np.testing.assert_array_equal(perms["native"], perms["jax"])
+    for reg in REGS:
+        for which in ["soft_rank", "soft_sort"]:
+            out = {}
+            for mode in ["native", "jax"]:
+                with config.native_mode(mode):
+                    out[mode] = _native_fn(which, mode, reg)(x, valid, ct)
+            for a, b in zip(out["native"], out["jax"], strict=True):
+                scale = float(jnp.abs(b).max()) + 1.0
+                np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * scale, err_msg=(reg, which))
+
+
+_NATIVE_FNS: dict = {}
+
+
+def _native_fn(which, mode, reg=None):
+    """One jitted function per (function, mode, reg), traced under its mode once."""
+    key = (which, mode, reg)
+    if key not in _NATIVE_FNS:
+        if which == "argsort":
+            _NATIVE_FNS[key] = jax.jit(_common.argsort_desc)
+        else:
+            fn = getattr(soft, which)
+
+            def run(z, valid, ct):
+                def f(z):
+                    return fn(z, regularization=reg, regularization_strength=0.7, where=valid)
+
+                y, vjp = jax.vjp(f, z)
+                return y, vjp(ct)[0], jax.jvp(f, (z,), (ct,))[1]
+
+            _NATIVE_FNS[key] = jax.jit(run)
+    return _NATIVE_FNS[key]
+
+
+def test_native_kernel_in_cpu_graph():
+    """On CPU the jitted graph calls the kernels; config "jax" keeps them out."""
+    require_native()
+    x = jnp.ones((2, 5))
+
+    def f(z):
+        return soft.soft_rank(z, regularization="kl")
+
+    assert "jaxrank_soft_pav" in jax.jit(f).lower(x).as_text()
+    with config.native_mode("jax"):
+        # A new function object: jit caches traces per function, and the switch is
+        # read when tracing.
+        assert "jaxrank_soft" not in jax.jit(lambda z: f(z)).lower(x).as_text()
+    # float64 inputs always take the pure-JAX path (the kernels are float32).
+    with jax.enable_x64(True):
+        assert "jaxrank_soft" not in jax.jit(f).lower(jnp.ones((2, 5), jnp.float64)).as_text()
+
+
 # ---------------------------------------------------------------- export, transforms
 
 
 @pytest.mark.parametrize("reg", REGS)
 def test_export_all_platforms(reg):
-    """Lowers for cpu, cuda and tpu (a host callback would make this fail)."""
+    """Lowers for cpu, cuda and tpu (a host callback would make this fail).
+
+    The CPU branch calls the native kernels (custom calls), so the export names them
+    in ``disabled_checks``; cuda/tpu lower the pure-JAX path.
+    """
+    checks = _native.export_disabled_checks()
+    plats = ("cpu", "cuda", "tpu")
     f = jax.jit(lambda x: soft.soft_rank(x, regularization=reg, regularization_strength=0.5))
     spec = jax.ShapeDtypeStruct((4, 16), jnp.float32)
-    exp = export.export(f, platforms=("cpu", "cuda", "tpu"))(spec)
-    assert exp.platforms == ("cpu", "cuda", "tpu")
+    exp = export.export(f, platforms=plats, disabled_checks=checks)(spec)
+    assert exp.platforms == plats
+    if _native.available():
+        text = exp.mlir_module()
+        assert "jaxrank_soft_pav" in text and "jaxrank_soft_argsort" in text
     x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 16)), jnp.float32)
     np.testing.assert_allclose(exp.call(x), f(x), rtol=1e-6)
     g = jax.jit(jax.grad(lambda x: soft.soft_sort(x, regularization=reg).sum() ** 2))
-    export.export(g, platforms=("cpu", "cuda", "tpu"))(spec)
+    export.export(g, platforms=plats, disabled_checks=checks)(spec)
     t = jax.jit(lambda x: soft.soft_topk(x, 3))
-    export.export(t, platforms=("cpu", "cuda", "tpu"))(spec)
+    export.export(t, platforms=plats, disabled_checks=checks)(spec)
 
 
 def test_jit_vmap_grad_jacfwd():
@@ -283,6 +370,22 @@ def test_strength_zero_exact_hard(fss):
         np.testing.assert_array_equal(gj, 0)
         srt = soft.soft_sort(x, regularization=reg, regularization_strength=0.0)
         np.testing.assert_array_equal(srt, fss["hard_sort_asc_1x5"])
+        # soft_sort at eps = 0: exact hard sort with zero gradient (fast-soft-sort
+        # issue #5), static strength in reverse mode ...
+        g = jax.grad(lambda z, kw=kw: (soft.soft_sort(z, **kw) ** 2).sum())(x)
+        np.testing.assert_array_equal(g, 0)
+    # ... and traced per-row strength in forward and reverse mode: rows with eps = 0
+    # next to rows with eps > 0, only the former are frozen.
+    x2 = jnp.concatenate([x, x])
+    eps2 = jnp.array([0.0, 0.5])
+    for which in [soft.soft_sort, soft.soft_rank]:
+        f2 = jax.jit(lambda z, fn=which: fn(z, regularization_strength=eps2))
+        for jac in [jax.jacfwd(f2)(x2), jax.jacrev(f2)(x2)]:  # [2, 5, 2, 5]
+            np.testing.assert_array_equal(jac[0], 0)
+            assert float(jnp.abs(jac[1, :, 1]).sum()) > 0.1
+    np.testing.assert_array_equal(
+        soft.soft_sort(x2, regularization_strength=eps2)[0], fss["hard_sort_asc_1x5"][0]
+    )
     for name in ["4x10", "3x1000"]:
         x = jnp.asarray(fss[f"x_{name}"], jnp.float32)
         np.testing.assert_array_equal(soft.hard_rank(x), fss[f"hard_rank_asc_{name}"])
@@ -364,11 +467,18 @@ _MASKED_SORTS = {
     ),
     "sinkhorn_sort": lambda x, w: soft.sinkhorn_sort(x, epsilon=0.1, num_iters=30, where=w),
     "network_odd_even": lambda x, w: soft.sorting_network_sort(x, temperature=0.3, where=w),
+    # 3 or 8 valid items (networks of 4 / 8 slots) padded to 12 (16 slots).
+    "network_bitonic": lambda x, w: soft.sorting_network_sort(
+        x, network="bitonic", temperature=0.3, where=w
+    ),
 }
 _MASKED_MATS = {
     "neuralsort": lambda x, w: soft.neuralsort(x, temperature=0.5, where=w),
     "softsort": lambda x, w: soft.softsort(x, temperature=0.5, where=w),
     "network_perm": lambda x, w: soft.sorting_network_permutation(x, temperature=0.3, where=w),
+    "network_perm_bitonic": lambda x, w: soft.sorting_network_permutation(
+        x, network="bitonic", temperature=0.3, where=w
+    ),
 }
 
 

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxrank import _native
+
 _INT32_MAX = np.int32(np.iinfo(np.int32).max)
 
 
@@ -90,14 +92,33 @@ def _argsort_desc_pairs(theta, valid):
     return out[2]
 
 
+def _argsort_desc_native(theta, valid):
+    call = jax.ffi.ffi_call(
+        "jaxrank_soft_argsort",
+        jax.ShapeDtypeStruct(theta.shape, jnp.int32),
+        vmap_method="broadcast_all",
+    )
+    return call(theta, valid)
+
+
+def _argsort_desc_jax(theta, valid):
+    return lax.platform_dependent(
+        theta, valid, cpu=_argsort_desc_packed, default=_argsort_desc_pairs
+    )
+
+
 def argsort_desc(theta, valid):
-    """Stable descending argsort of ``theta`` on the last axis, invalid items last."""
+    """Stable descending argsort of ``theta`` on the last axis, invalid items last.
+
+    float32 on CPU: the native radix sort (``jaxrank_soft_argsort``) when the native
+    core is loaded, else one packed int64 key; other platforms and dtypes: a stable
+    multi-operand ``lax.sort``.
+    """
     if theta.shape[-1] == 0:
         return jnp.zeros(theta.shape, jnp.int32)
+    theta = lax.stop_gradient(theta)  # integer output; the kernel has no JVP rule
     if theta.dtype == jnp.float32:
-        return lax.platform_dependent(
-            theta, valid, cpu=_argsort_desc_packed, default=_argsort_desc_pairs
-        )
+        return _native.select(_argsort_desc_native, _argsort_desc_jax, theta, valid)
     return _argsort_desc_pairs(theta, valid)
 
 

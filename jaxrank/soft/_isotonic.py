@@ -23,6 +23,14 @@ How the block structure is found, per platform (``jax.lax.platform_dependent``):
   step (``2 n`` sequential steps, each a vector operation over the rows).
   Latency grows linearly with ``n``; throughput with the batch is free.
   (Not measured on an accelerator.)
+* **CPU with the native core** (float32, the default there): the FFI kernel
+  ``jaxrank_soft_pav`` (``ffi/soft.cc``) returns the block values and block ids
+  directly (sums in double; kl keeps each ``logsumexp`` as a max and a scaled
+  sum), 3-5x faster than the loop above. ``jaxrank.config.native_mode("jax")``
+  forces the loop.
+
+The custom JVP is the same for every path: plain JAX on the block ids (a
+scatter-add and a gather), so JAX transposes it for reverse mode.
 """
 
 from __future__ import annotations
@@ -31,8 +39,12 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.custom_batching import custom_vmap
+from jax.custom_derivatives import SymbolicZero
+
+from jaxrank import _native
 
 
 def _block_value(a, b, kl: bool):
@@ -209,68 +221,103 @@ def _as_rows(y, length):
     return rows, m
 
 
-def _l2_blocks(a, b, length):
-    rows, m = _as_rows(a, length)
-    d = rows - b.reshape(rows.shape)
-    gid, num = _flat_ids(block_ids(d, d, m, kl=False))
-    count = jnp.maximum(_seg_sum(jnp.ones_like(rows), gid, num), 1)
+def _pav_rows_jax(a, b, m, kl: bool):
+    """Pure JAX: block values ``(f_B(a), f_B(b))`` per item and block ids, rows ``[R, n]``.
 
-    def block_mean(z):
-        return (_seg_sum(z.reshape(rows.shape), gid, num) / count)[gid].reshape(a.shape)
+    ``f`` is the mean (l2, blocks of ``a - b``) or ``logsumexp`` (kl).
+    """
+    if kl:
+        bid = block_ids(a, b, m, kl=True)
+        gid, num = _flat_ids(bid)
+        ma, mb = _seg_lse(a, gid, num)[gid], _seg_lse(b, gid, num)[gid]
+    else:
+        d = a - b
+        bid = block_ids(d, d, m, kl=False)
+        gid, num = _flat_ids(bid)
+        count = jnp.maximum(_seg_sum(jnp.ones_like(a), gid, num), 1)
+        ma, mb = (_seg_sum(a, gid, num) / count)[gid], (_seg_sum(b, gid, num) / count)[gid]
+    return ma.reshape(a.shape), mb.reshape(a.shape), bid
 
-    return block_mean
+
+def _pav_rows_native(a, b, m, kl: bool):
+    """The same from the native CPU kernel ``jaxrank_soft_pav`` (float32, sums in double)."""
+    out = jax.ShapeDtypeStruct(a.shape, jnp.float32)
+    call = jax.ffi.ffi_call(
+        "jaxrank_soft_pav",
+        (out, out, jax.ShapeDtypeStruct(a.shape, jnp.int32)),
+        vmap_method="broadcast_all",
+    )
+    return call(a, b, m, kl=np.int64(kl))
 
 
-@jax.custom_jvp
+def _pav_rows(a, b, m, kl: bool):
+    a, b = lax.stop_gradient(a), lax.stop_gradient(b)
+    if a.dtype == jnp.float32 and a.shape[0] > 0:
+        return _native.select(
+            functools.partial(_pav_rows_native, kl=kl),
+            functools.partial(_pav_rows_jax, kl=kl),
+            a,
+            b,
+            m,
+        )
+    return _pav_rows_jax(a, b, m, kl)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _pav(a, b, m, kl: bool):
+    """``(f_B(a), f_B(b), block ids)`` for rows ``a, b: [R, n]``, valid prefixes ``m: [R]``.
+
+    The Jacobian of ``f_B(a)`` is block-diagonal: the block average (l2) or the block
+    softmax weights ``exp(a - lse_B(a))`` (kl). The tangent map is plain JAX on the
+    block ids (a scatter-add and a gather per operand), so JAX transposes it for
+    reverse mode; the forward may be the native kernel. The rule calls ``_pav``
+    itself for the primal, so higher derivatives (kl) go through this rule again.
+    """
+    return _pav_rows(a, b, m, kl)
+
+
+def _pav_jvp(kl, primals, tangents):
+    a, b, m = primals
+    da, db, _ = tangents
+    ma, mb, bid = _pav(a, b, m, kl)
+    gid, num = _flat_ids(bid)
+    count = None if kl else jnp.maximum(_seg_sum(jnp.ones_like(a), gid, num), 1)
+
+    def tangent(x, mx, dx):
+        # One side is usually constant (rho in soft_rank, rho / eps in soft_sort):
+        # its symbolic-zero tangent costs nothing.
+        if isinstance(dx, SymbolicZero):
+            return jnp.zeros_like(x)
+        if kl:
+            return _seg_sum(jnp.exp(x - mx) * dx, gid, num)[gid].reshape(x.shape)
+        return (_seg_sum(dx, gid, num) / count)[gid].reshape(x.shape)
+
+    zero_ids = np.zeros(bid.shape, jax.dtypes.float0)
+    return (ma, mb, bid), (tangent(a, ma, da), tangent(b, mb, db), zero_ids)
+
+
+_pav.defjvp(_pav_jvp, symbolic_zeros=True)
+
+
 def l2_block_means(a, b, length):
     """Block means of ``a`` and of ``b`` over the PAV blocks of ``y = a - b``.
 
     ``isotonic_l2(a - b) = mean_B(a) - mean_B(b)``; returning the two parts lets
     callers cancel large terms exactly (``a - mean_B(a)`` is 0 on singleton blocks).
     """
-    block_mean = _l2_blocks(a, b, length)
-    return block_mean(a), block_mean(b)
+    rows, m = _as_rows(a, length)
+    ma, mb, _ = _pav(rows, jnp.broadcast_to(b, a.shape).reshape(rows.shape), m, False)
+    return ma.reshape(a.shape), mb.reshape(a.shape)
 
 
-@l2_block_means.defjvp
-def _l2_block_means_jvp(primals, tangents):
-    a, b, length = primals
-    da, db, _ = tangents
-    block_mean = _l2_blocks(a, b, length)
-    return (block_mean(a), block_mean(b)), (block_mean(da), block_mean(db))
-
-
-def _kl_blocks(y, w, length):
-    rows, m = _as_rows(y, length)
-    wrows = w.reshape(rows.shape)
-    gid, num = _flat_ids(block_ids(rows, wrows, m, kl=True))
-    lse_y = _seg_lse(rows, gid, num)
-    lse_w = _seg_lse(wrows, gid, num)
-    return rows, wrows, gid, num, lse_y, lse_w
-
-
-@jax.custom_jvp
 def kl_block_lse(y, w, length):
     """``logsumexp`` of ``y`` and of ``w`` over the KL-PAV blocks (broadcast to items).
 
     ``isotonic_kl(y, w) = lse_B(y) - lse_B(w)``.
     """
-    _, _, gid, _, lse_y, lse_w = _kl_blocks(y, w, length)
-    return lse_y[gid].reshape(y.shape), lse_w[gid].reshape(y.shape)
-
-
-@kl_block_lse.defjvp
-def _kl_block_lse_jvp(primals, tangents):
-    y, w, length = primals
-    dy, dw, _ = tangents
-    rows, wrows, gid, num, lse_y, lse_w = _kl_blocks(y, w, length)
-    # d logsumexp(y_B) = sum_B softmax(y_B) dy.
-    py = jnp.exp(rows.reshape(-1) - lse_y[gid])
-    pw = jnp.exp(wrows.reshape(-1) - lse_w[gid])
-    dly = _seg_sum(py * dy.reshape(-1), gid, num)[gid].reshape(y.shape)
-    dlw = _seg_sum(pw * dw.reshape(-1), gid, num)[gid].reshape(y.shape)
-    out = (lse_y[gid].reshape(y.shape), lse_w[gid].reshape(y.shape))
-    return out, (dly, dlw)
+    rows, m = _as_rows(y, length)
+    ly, lw, _ = _pav(rows, jnp.broadcast_to(w, y.shape).reshape(rows.shape), m, True)
+    return ly.reshape(y.shape), lw.reshape(y.shape)
 
 
 def isotonic_l2(y: jax.Array, *, length: jax.Array | None = None) -> jax.Array:

@@ -215,8 +215,9 @@ def soft_sort(
       x: as in :func:`soft_rank`, and so are ``regularization``, ``direction``,
         ``where`` and ``relative_strength``.
       regularization_strength: as in :func:`soft_rank`; ``0`` returns the exact
-        hard sort, whose gradient is the permutation (the derivative of sorting),
-        not zero.
+        hard sort with zero gradient, like :func:`soft_rank` (``eps = 0`` means
+        "no relaxation, no gradient"; :func:`hard_sort` keeps the gradient of
+        sorting, the permutation).
 
     Returns:
       ``[..., n]``: the first ``m`` entries of each row are the soft-sorted valid
@@ -237,7 +238,7 @@ def soft_sort(
     eps = _effective_strength(regularization_strength, relative_strength, x, valid, fn)
     return _dispatch(
         lambda e: _soft_sort(x, valid, e, sign, reg),
-        lambda: _hard_sort(x, valid, sign),
+        lambda: lax.stop_gradient(_hard_sort(x, valid, sign)),
         eps,
     )
 

@@ -17,11 +17,15 @@ the original sigmoid. Networks:
 * ``"bitonic"``  -- Batcher's bitonic sorter on ``n`` padded to a power of two
   ``N``: ``log2(N)(log2(N) + 1)/2`` layers, O(N log^2 N) comparators.
 
-Padding (``where``) never mixes with valid items: a comparator that involves a
-padded slot is a hard swap that moves the padded slot up. The odd-even network
-runs only its first ``m`` layers for ``m`` valid items, so padding changes nothing;
-the bitonic network depends on ``N`` (the next power of two of ``n``), so padding
-that changes ``N`` changes the soft values (not the hard limit).
+Padding (``where``) never mixes with valid items: valid items are moved to the
+first ``m`` slots (stable), and a comparator that involves a padded slot is a hard
+swap that moves the padded slot up. Each row then runs only the network of its
+``m`` valid items: the first ``m`` layers of odd-even transposition, and for the
+bitonic network only the merges of size ``<= M`` (``M`` the next power of two of
+``m``; on slots ``[0, M)`` they are exactly the bitonic network of ``M`` slots, and
+the larger merges would only re-compare sorted valid items). So padding -- also
+padding that changes the padded power of two ``N`` -- never changes the valid
+outputs.
 
 Example:
     >>> import jax.numpy as jnp
@@ -49,7 +53,10 @@ _RELAX = ("cauchy", "logistic")
 
 @functools.lru_cache(maxsize=64)
 def _network(kind: str, n: int):
-    """(partner [L, N], is_low [L, N]) for a network sorting N >= n slots ascending."""
+    """(N, partner [L, N], is_low [L, N], stage [L]) for a network sorting N >= n slots.
+
+    ``stage`` is the size of the bitonic merge a layer belongs to (0 for odd-even).
+    """
     layers = []
     if kind == "odd_even":
         size = n
@@ -59,7 +66,7 @@ def _network(kind: str, n: int):
             for i in range(t % 2, n - 1, 2):
                 partner[i], partner[i + 1] = i + 1, i
                 low[i] = True
-            layers.append((partner, low))
+            layers.append((partner, low, 0))
     else:
         size = 1 << max(0, (n - 1).bit_length())
         k = 2
@@ -71,14 +78,15 @@ def _network(kind: str, n: int):
                 up = (i & k) == 0
                 # i is the low (min) end of its pair iff (i < partner) == up.
                 low = (i < partner) == up
-                layers.append((partner, low))
+                layers.append((partner, low, k))
                 j //= 2
             k *= 2
         if not layers:
-            layers.append((np.arange(size), np.zeros(size, bool)))
-    partner = np.stack([p for p, _ in layers]).astype(np.int32)
-    low = np.stack([lo for _, lo in layers])
-    return size, partner, low
+            layers.append((np.arange(size), np.zeros(size, bool), 0))
+    partner = np.stack([p for p, _, _ in layers]).astype(np.int32)
+    low = np.stack([lo for _, lo, _ in layers])
+    stage = np.asarray([k for _, _, k in layers], np.int32)
+    return size, partner, low, stage
 
 
 def _sigma(z, relaxation):
@@ -89,7 +97,7 @@ def _sigma(z, relaxation):
 
 def _run(x, valid, temperature, network, relaxation, with_matrix):
     n = x.shape[-1]
-    size, partner, low = _network(network, n)
+    size, partner, low, stage = _network(network, n)
     # Valid items first (stable), padded slots (mask or power-of-two fill) after.
     perm = argsort_desc(jnp.zeros_like(x), valid)
     v = take(jnp.where(valid, x, 0), perm)
@@ -106,7 +114,7 @@ def _run(x, valid, temperature, network, relaxation, with_matrix):
 
     def layer(carry, net):
         v, pad, mat = carry
-        part, lo, t = net
+        part, lo, t, k = net
         vp = jnp.take(v, part, axis=-1)
         padp = jnp.take(pad, part, axis=-1)
         diff = jnp.where(lo, vp - v, v - vp)
@@ -117,6 +125,13 @@ def _run(x, valid, temperature, network, relaxation, with_matrix):
         if network == "odd_even":
             # The network for m items is the first m layers: padding changes nothing.
             p = jnp.where(t < m, p, 1.0)
+        else:
+            # Valid items fill slots [0, m) ⊂ [0, M), M = next power of two >= m. The
+            # merges of size k <= M restricted to [0, M) are exactly the bitonic network
+            # of M slots; later merges (k/2 >= m, i.e. k > M) would only re-compare
+            # already sorted valid items, so they are skipped: the result is the same
+            # for every padded length n (and N).
+            p = jnp.where(k // 2 < m, p, 1.0)
         new_v = p * v + (1 - p) * vp
         new_pad = jnp.where(p > 0.5, pad, padp)
         if mat is not None:
@@ -125,7 +140,9 @@ def _run(x, valid, temperature, network, relaxation, with_matrix):
         return (new_v, new_pad, mat), None
 
     (v, _, mat), _ = lax.scan(
-        layer, (v, pad, mat), (jnp.asarray(partner), jnp.asarray(low), jnp.arange(len(partner)))
+        layer,
+        (v, pad, mat),
+        (jnp.asarray(partner), jnp.asarray(low), jnp.arange(len(partner)), jnp.asarray(stage)),
     )
     return v[..., :n], (mat[..., :n, :] if with_matrix else None)
 
