@@ -27,7 +27,13 @@ import jax
 
 from jaxrank import config
 
-TARGETS = ("jaxrank_maxsim", "jaxrank_maxsim_int8", "jaxrank_int8_dot", "jaxrank_hamming")
+TARGETS = (
+    "jaxrank_maxsim",
+    "jaxrank_maxsim_int8",
+    "jaxrank_int8_dot",
+    "jaxrank_hamming",
+    "jaxrank_ivf_flat",
+)
 _ABI = 1
 _lock = threading.Lock()
 _state: dict[str, Any] | None = None
