@@ -397,6 +397,15 @@ def test_ivf_filter_and_errors():
     assert sorted(np.asarray(tight.ids)[np.asarray(tight.where)].tolist()) == list(range(1003))
     hits = ivf_search(tight, Q, 5, nprobe=8)
     np.testing.assert_array_equal(hits.indices, _ref_topk(_ref_scores(Q, X, "l2"), 5)[1])
+    # overflow="split": overfull partitions become pieces sharing the centroid
+    split = build_ivf(X, 8, key=jax.random.key(2), metric="l2", iters=3, capacity=60,
+                      overflow="split")  # fmt: skip
+    assert split.capacity == 60 and split.n_partitions > 8 and int(split.where.sum()) == 1003
+    assert sorted(np.asarray(split.ids)[np.asarray(split.where)].tolist()) == list(range(1003))
+    hits = ivf_search(split, Q, 5, nprobe=split.n_partitions)
+    np.testing.assert_array_equal(hits.indices, _ref_topk(_ref_scores(Q, X, "l2"), 5)[1])
+    with pytest.raises(ValueError, match="overflow"):
+        build_ivf(X, 8, key=jax.random.key(2), capacity=60, overflow="bogus")
     with pytest.raises(ValueError, match="n_partitions"):
         build_ivf(X, 2000, key=jax.random.key(2))
     assert ivf_search(index, Q[:0], 5).indices.shape == (0, 5)
@@ -412,7 +421,9 @@ def test_ivf_native_kernel_equals_jax_path():
     q = np.concatenate([np.tile(Q, (6, 1)), X[:3], np.zeros((1, 24), np.float32)])
     assert q.shape[0] == 40
     plain = build_ivf(x, 12, key=jax.random.key(3), metric="dot", iters=3)
-    spill = build_ivf(x, 12, key=jax.random.key(3), metric="cosine", iters=3, capacity=100)
+    spill = build_ivf(
+        x, 12, key=jax.random.key(3), metric="cosine", iters=3, capacity=70, overflow="split"
+    )
     for index, nprobe, jit in ((plain, 1, False), (plain, 12, False), (spill, 5, True)):
         f = jax.jit(ivf_search, static_argnames=("k", "nprobe", "impl")) if jit else ivf_search
         a = f(index, q, 7, nprobe=nprobe, impl="native")

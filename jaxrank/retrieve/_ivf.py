@@ -118,6 +118,7 @@ def build_ivf(
     train_size: int | None = None,
     batch_size: int | None = None,
     capacity: int | None = None,
+    overflow: str = "spill",
 ) -> IVFIndex:
     """Build an :class:`IVFIndex` of ``corpus [N, D]`` with ``n_partitions`` partitions.
 
@@ -136,6 +137,15 @@ def build_ivf(
         the rows of overfull partitions to their next-best partitions with room
         (up to the 8th best, then any), in corpus order; ``capacity x P < N`` raises
         ``ValueError`` (rows are never dropped).
+      overflow: what a ``capacity`` below the largest partition does with the extra
+        rows: ``"spill"`` (above) or ``"split"``: an overfull partition becomes
+        ``ceil(rows / capacity)`` partitions of consecutive rows (corpus order) that
+        share its centroid, so the index has ``P' >= n_partitions`` partitions and a
+        query probing the cluster visits its pieces one after another (exact centroid
+        ties go to the smaller index). Splitting keeps a cluster's rows together;
+        spilling scatters them to next-best partitions, which on well-separated
+        clusters are unrelated (measured on the 1M synthetic mixture: spilled recall
+        stalls at ~0.93). ``nprobe`` counts pieces.
 
     Rows with NaN/inf are left out of the k-means training; they are stored (in the
     partition their NaN scores pick) but never returned by :func:`ivf_search`.
@@ -169,7 +179,9 @@ def build_ivf(
     if metric == "cosine":  # spherical centroids: the dot-product assignment stays balanced
         cn = jnp.linalg.norm(cent, axis=-1, keepdims=True)
         cent = cent / jnp.where(cn > 0, cn, 1.0)
-    choices = 8 if capacity is not None else 1
+    if overflow not in ("spill", "split"):
+        raise ValueError(f"overflow: {overflow!r} is not 'spill' or 'split'")
+    choices = 8 if capacity is not None and overflow == "spill" else 1
     top = jax.jit(
         lambda x, c: lax.map(
             lambda r: lax.top_k(_coarse(r, c, metric), min(choices, n_partitions))[1],
@@ -182,6 +194,20 @@ def build_ivf(
     if capacity is None:
         capacity = -(-largest // 8) * 8
         assign = np.asarray(top[:, 0])
+    elif overflow == "split":
+        if capacity < 1:
+            raise ValueError(f"capacity: must be >= 1, got {capacity}")
+        first = np.asarray(top[:, 0])
+        pieces = np.maximum(-(-counts // capacity), 1)  # empty partitions keep one piece
+        base = np.concatenate([[0], np.cumsum(pieces)[:-1]])
+        order0 = np.argsort(first, kind="stable")  # by partition, then corpus order
+        starts0 = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(n, np.int64)
+        rank[order0] = np.arange(n) - np.repeat(starts0, counts)
+        assign = base[first] + rank // capacity
+        cent = jnp.repeat(cent, jnp.asarray(pieces), axis=0, total_repeat_length=int(pieces.sum()))
+        n_partitions = int(pieces.sum())
+        counts = np.bincount(assign, minlength=n_partitions)
     else:
         if capacity * n_partitions < n:
             raise ValueError(
