@@ -454,9 +454,7 @@ def test_sharded_equals_single_device():
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
         import jax, jax.numpy as jnp, numpy as np
         from jax.sharding import Mesh
-        from _native_helpers import require_native
-
-from jaxrank.quant import binary_quantize, quantize_int8
+        from jaxrank.quant import binary_quantize, quantize_int8
         from jaxrank.retrieve import exact_search, sharded_search
         assert len(jax.devices()) == 8
         rng = np.random.default_rng(0)
