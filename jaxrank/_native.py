@@ -36,6 +36,7 @@ TARGETS = (
     "jaxrank_fusion_topk",
     "jaxrank_soft_argsort",
     "jaxrank_soft_pav",
+    "jaxrank_ivf_flat",
 )
 _ABI = 1
 _lock = threading.Lock()

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _native_helpers import require_native
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -396,9 +397,50 @@ def test_ivf_filter_and_errors():
     assert sorted(np.asarray(tight.ids)[np.asarray(tight.where)].tolist()) == list(range(1003))
     hits = ivf_search(tight, Q, 5, nprobe=8)
     np.testing.assert_array_equal(hits.indices, _ref_topk(_ref_scores(Q, X, "l2"), 5)[1])
+    # overflow="split": overfull partitions become pieces sharing the centroid
+    split = build_ivf(X, 8, key=jax.random.key(2), metric="l2", iters=3, capacity=60,
+                      overflow="split")  # fmt: skip
+    assert split.capacity == 60 and split.n_partitions > 8 and int(split.where.sum()) == 1003
+    assert sorted(np.asarray(split.ids)[np.asarray(split.where)].tolist()) == list(range(1003))
+    hits = ivf_search(split, Q, 5, nprobe=split.n_partitions)
+    np.testing.assert_array_equal(hits.indices, _ref_topk(_ref_scores(Q, X, "l2"), 5)[1])
+    with pytest.raises(ValueError, match="overflow"):
+        build_ivf(X, 8, key=jax.random.key(2), capacity=60, overflow="bogus")
     with pytest.raises(ValueError, match="n_partitions"):
         build_ivf(X, 2000, key=jax.random.key(2))
     assert ivf_search(index, Q[:0], 5).indices.shape == (0, 5)
+
+
+def test_ivf_native_kernel_equals_jax_path():
+    """jaxrank_ivf_flat (native CPU scan) vs the pure-JAX gather + streaming top-k:
+    same ids, valid flags and (to float rounding) scores; 40 queries = a full block of
+    32 plus a partial one; duplicated rows make exact score ties (order: partition,
+    then row); a NaN row is never returned; a zero query under cosine scores 0."""
+    require_native()
+    x = np.concatenate([X, X[:40], np.full((1, 24), np.nan, np.float32)])
+    q = np.concatenate([np.tile(Q, (6, 1)), X[:3], np.zeros((1, 24), np.float32)])
+    assert q.shape[0] == 40
+    plain = build_ivf(x, 12, key=jax.random.key(3), metric="dot", iters=3)
+    spill = build_ivf(
+        x, 12, key=jax.random.key(3), metric="cosine", iters=3, capacity=70, overflow="split"
+    )
+    for index, nprobe, jit in ((plain, 1, False), (plain, 12, False), (spill, 5, True)):
+        f = jax.jit(ivf_search, static_argnames=("k", "nprobe", "impl")) if jit else ivf_search
+        a = f(index, q, 7, nprobe=nprobe, impl="native")
+        b = f(index, q, 7, nprobe=nprobe, impl="jax")
+        np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
+        np.testing.assert_array_equal(np.asarray(a.valid), np.asarray(b.valid))
+        np.testing.assert_allclose(np.asarray(a.scores), np.asarray(b.scores), atol=1e-5)
+        assert 1043 not in np.asarray(a.indices)[np.asarray(a.valid)]  # the NaN row
+    # k beyond the probed rows: unfilled slots are invalid (-inf, id 0) on both paths
+    small = build_ivf(X[:64], 8, key=jax.random.key(0), metric="dot", iters=2)
+    a = ivf_search(small, Q, small.capacity, nprobe=1, impl="native")
+    b = ivf_search(small, Q, small.capacity, nprobe=1, impl="jax")
+    np.testing.assert_array_equal(np.asarray(a.valid), np.asarray(b.valid))
+    np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
+    assert not np.asarray(a.valid).all()
+    zero = ivf_search(spill, np.zeros((1, 24), np.float32), 3, nprobe=12, impl="native")
+    np.testing.assert_array_equal(np.asarray(zero.scores), 0.0)
 
 
 # ----------------------------------------------------------------------------- sharded

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _native_helpers import require_native
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.cluster import hierarchy
@@ -149,11 +150,43 @@ def test_ward_partition_equals_scipy(seed):
     assert _partition(got) == _partition(ref)
 
 
-def test_pool_tokens_equals_pylate_recipe():
+@pytest.mark.parametrize("seed", range(6))
+def test_native_nnchain_ward_equals_scipy(seed):
+    """The host NN-chain (ffi/dense.cc) against SciPy's linkage + fcluster, on the
+    squared distances of the same features; n up to 300 tokens (the PyLate case);
+    seed 5 duplicates tokens (exact ties in the chain); padded (masked) rows get -1."""
+    require_native()
+    from jaxrank.rerank._pooling import _ward_host
+
+    rng = np.random.default_rng(seed)
+    n = [7, 33, 120, 300, 64, 50][seed]
+    emb = _unit(rng.normal(size=(n, 32))).astype(np.float32)
+    if seed == 5:
+        emb[25:] = emb[:25]
+    k = max(n // [2, 3, 2, 2, 4, 2][seed], 1)
+    feats = (1 - emb @ emb.T).astype(np.float32)
+    ref = hierarchy.fcluster(hierarchy.linkage(feats, method="ward"), t=k, criterion="maxclust")
+    f64 = feats.astype(np.float64)
+    sq = (f64 * f64).sum(1)
+    d2 = np.zeros((1, n + 3, n + 3), np.float32)
+    d2[0, :n, :n] = sq[:, None] + sq[None, :] - 2 * f64 @ f64.T
+    valid = np.arange(n + 3)[None] < n
+    got = _ward_host(d2, valid, np.array([k]))[0]
+    assert (got[n:] == -1).all()
+    assert _partition(got[:n]) == _partition(ref)
+    assert all(got[i] == min(np.flatnonzero(got == got[i])) for i in range(n))
+
+
+@pytest.mark.parametrize("impl", ["native", "jax"])
+def test_pool_tokens_equals_pylate_recipe(impl):
     rng = np.random.default_rng(3)
     docs = _unit(rng.normal(size=(3, 20, 8))).astype(np.float32)
     lengths = np.array([20, 11, 2])
-    pooled, mask = pool_tokens(docs, doc_lengths=lengths, pool_factor=3, protected_tokens=1)
+    if impl == "native":
+        require_native()
+    pooled, mask = pool_tokens(
+        docs, doc_lengths=lengths, pool_factor=3, protected_tokens=1, impl=impl
+    )
     for b, n in enumerate(lengths):
         body = docs[b, 1:n]
         k = max(len(body) // 3, 1)

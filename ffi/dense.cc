@@ -1,0 +1,489 @@
+// Dense-retrieval kernels of the jaxrank native core (CPU):
+//
+// * jaxrank_ivf_flat (XLA FFI): IVF search over float32 partitions padded to a fixed
+//   capacity. Per query: score the centroids, take the best `nprobe` partitions
+//   (ties: smaller partition), scan them in increasing partition order in place
+//   (no gathered copy) with a running top-k heap, and return the top-k corpus ids.
+//   Ties go to the smaller (partition, row) position, like the pure-JAX path.
+// * jaxrank_ward_nnchain (plain C, host): Ward agglomeration by the nearest-neighbour
+//   chain (O(n^2) time, as SciPy's `linkage(method="ward")`), cut to k clusters.
+//
+// Runtime ISA dispatch: AVX-512F or AVX2+FMA dot products compiled under target
+// attributes, portable loops otherwise (the library is built without -march).
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's _mm512_reduce_add_ps trips -Wuninitialized inside the header.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#define JAXRANK_X86 1
+#endif
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// ---------------------------------------------------------------- dot products
+// dots4: out[r] = <q, rows + r * d> for r in [0, 4).
+using Dots4 = void (*)(const float* q, const float* rows, int64_t d, float* out);
+using Dot1 = float (*)(const float* q, const float* row, int64_t d);
+
+float dot1_generic(const float* q, const float* x, int64_t d) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= d; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += q[i + j] * x[i + j];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < d; ++i) s += q[i] * x[i];
+  return s;
+}
+
+void dots4_generic(const float* q, const float* rows, int64_t d, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = dot1_generic(q, rows + r * d, d);
+}
+
+#ifdef JAXRANK_X86
+__attribute__((target("avx2,fma"))) float hsum256(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+
+__attribute__((target("avx2,fma"))) __m256i tail_mask256(int64_t r) {  // first r lanes
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// dot1 accumulates exactly as one lane of dots4 does (same rounding), so that equal
+// rows score equally wherever they sit in a partition (exact ties stay ties).
+__attribute__((target("avx2,fma"))) float dot1_avx2(const float* q, const float* x, int64_t d) {
+  __m256 a0 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= d; i += 8)
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(x + i), a0);
+  if (i < d) {  // masked tail (no scalar loop: the same rounding as dots4)
+    const __m256i m = tail_mask256(d - i);
+    a0 = _mm256_fmadd_ps(_mm256_maskload_ps(q + i, m), _mm256_maskload_ps(x + i, m), a0);
+  }
+  return hsum256(a0);
+}
+
+__attribute__((target("avx2,fma"))) void dots4_avx2(const float* q, const float* rows,
+                                                     int64_t d, float* out) {
+  const float *x0 = rows, *x1 = rows + d, *x2 = rows + 2 * d, *x3 = rows + 3 * d;
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+         a3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= d; i += 8) {
+    const __m256 v = _mm256_loadu_ps(q + i);
+    a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x0 + i), a0);
+    a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x1 + i), a1);
+    a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x2 + i), a2);
+    a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x3 + i), a3);
+  }
+  if (i < d) {
+    const __m256i m = tail_mask256(d - i);
+    const __m256 v = _mm256_maskload_ps(q + i, m);
+    a0 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x0 + i, m), a0);
+    a1 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x1 + i, m), a1);
+    a2 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x2 + i, m), a2);
+    a3 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x3 + i, m), a3);
+  }
+  out[0] = hsum256(a0);
+  out[1] = hsum256(a1);
+  out[2] = hsum256(a2);
+  out[3] = hsum256(a3);
+}
+
+__attribute__((target("avx512f,fma"))) float dot1_avx512(const float* q, const float* x,
+                                                          int64_t d) {
+  __m512 a0 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16)
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(x + i), a0);
+  if (i < d) {  // masked tail (no scalar loop: the same rounding as dots4)
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1u);
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, x + i), a0);
+  }
+  return _mm512_reduce_add_ps(a0);
+}
+
+__attribute__((target("avx512f,fma"))) void dots4_avx512(const float* q, const float* rows,
+                                                          int64_t d, float* out) {
+  const float *x0 = rows, *x1 = rows + d, *x2 = rows + 2 * d, *x3 = rows + 3 * d;
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+         a3 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m512 v = _mm512_loadu_ps(q + i);
+    a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x0 + i), a0);
+    a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x1 + i), a1);
+    a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x2 + i), a2);
+    a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x3 + i), a3);
+  }
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(m, q + i);
+    a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, x0 + i), a0);
+    a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, x1 + i), a1);
+    a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, x2 + i), a2);
+    a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, x3 + i), a3);
+  }
+  out[0] = _mm512_reduce_add_ps(a0);
+  out[1] = _mm512_reduce_add_ps(a1);
+  out[2] = _mm512_reduce_add_ps(a2);
+  out[3] = _mm512_reduce_add_ps(a3);
+}
+#endif
+
+struct DotFns {
+  Dot1 dot1;
+  Dots4 dots4;
+};
+
+const DotFns& dot_fns() {
+  static const DotFns fns = [] {
+#ifdef JAXRANK_X86
+    const char* env = std::getenv("JAXRANK_ISA");
+    const bool generic = env && (!std::strcmp(env, "generic") || !std::strcmp(env, "portable"));
+    const bool cap_avx2 = env && !std::strcmp(env, "avx2");
+    if (!generic && !cap_avx2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("fma"))
+      return DotFns{dot1_avx512, dots4_avx512};
+    if (!generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      return DotFns{dot1_avx2, dots4_avx2};
+#endif
+    return DotFns{dot1_generic, dots4_generic};
+  }();
+  return fns;
+}
+
+// ---------------------------------------------------------------- top-k heap
+// Min-heap of the best k (score, position); the root is the worst kept entry. Entries
+// arrive in increasing position, so an equal score never displaces a kept one.
+struct TopK {
+  int64_t k;
+  std::vector<std::pair<float, int64_t>> h;
+  static bool worse(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  }
+  explicit TopK(int64_t k_) : k(k_) { h.reserve(k_); }
+  float threshold() const {
+    return static_cast<int64_t>(h.size()) < k ? -std::numeric_limits<float>::infinity()
+                                              : h.front().first;
+  }
+  bool full() const { return static_cast<int64_t>(h.size()) >= k; }
+  void push(float s, int64_t pos) {
+    if (!full()) {
+      h.emplace_back(s, pos);
+      std::push_heap(h.begin(), h.end(), worse);
+    } else if (s > h.front().first) {
+      std::pop_heap(h.begin(), h.end(), worse);
+      h.back() = {s, pos};
+      std::push_heap(h.begin(), h.end(), worse);
+    }
+  }
+  // Best first: score descending, then position ascending.
+  void sorted(std::vector<std::pair<float, int64_t>>* out) const {
+    *out = h;
+    std::sort(out->begin(), out->end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+  }
+};
+
+// Runs f(item) for item in [0, n) on the caller plus up to threads-1 pool workers
+// (same scheme as jaxrank_ffi.cc: shared counter, the caller blocks on a condition
+// variable for items still running).
+void parallel_for(ffi::ThreadPool& pool, int64_t n, int64_t threads,
+                  const std::function<void(int64_t)>& f) {
+  if (n <= 0) return;
+  int64_t avail = pool.num_threads();
+  if (avail <= 0) avail = 1;
+  if (threads <= 0 || threads > avail) threads = avail;
+  if (threads > n) threads = n;
+  if (threads <= 1) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  struct State {
+    std::atomic<int64_t> next{0};
+    int64_t done = 0;
+    int64_t n = 0;
+    const std::function<void(int64_t)>* f = nullptr;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto st = std::make_shared<State>();
+  st->n = n;
+  st->f = &f;
+  auto work = [](const std::shared_ptr<State>& s) {
+    int64_t finished = 0;
+    for (;;) {
+      const int64_t i = s->next.fetch_add(1);
+      if (i >= s->n) break;
+      (*s->f)(i);
+      ++finished;
+    }
+    if (finished == 0) return;
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->done += finished;
+    if (s->done == s->n) s->cv.notify_all();
+  };
+  for (int64_t t = 1; t < threads; ++t) pool.Schedule([st, work]() { work(st); });
+  work(st);
+  std::unique_lock<std::mutex> lock(st->mu);
+  st->cv.wait(lock, [&] { return st->done == st->n; });
+}
+
+// q [Q, D], centroids [P, D], vectors [P, cap, D] f32, where [P, cap] pred, ids [P, cap] s32
+// -> scores [Q, k] f32, ids [Q, k] s32, valid [Q, k] pred.
+ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
+                       ffi::Buffer<ffi::F32> centroids, ffi::Buffer<ffi::F32> vectors,
+                       ffi::Buffer<ffi::PRED> where, ffi::Buffer<ffi::S32> ids,
+                       ffi::ResultBuffer<ffi::F32> out_s, ffi::ResultBuffer<ffi::S32> out_i,
+                       ffi::ResultBuffer<ffi::PRED> out_v, int64_t nprobe, int64_t normalize,
+                       int64_t num_threads) {
+  const auto qd = q.dimensions(), cd = centroids.dimensions(), vd = vectors.dimensions();
+  const auto od = out_s->dimensions();
+  if (qd.size() != 2 || cd.size() != 2 || vd.size() != 3 || od.size() != 2)
+    return ffi::Error::InvalidArgument("jaxrank native ivf_flat: operand ranks");
+  const int64_t Q = qd[0], D = qd[1], P = cd[0], cap = vd[1], k = od[1];
+  if (cd[1] != D || vd[0] != P || vd[2] != D || od[0] != Q || nprobe < 1 || nprobe > P ||
+      where.dimensions()[0] != P || where.dimensions()[1] != cap)
+    return ffi::Error::InvalidArgument("jaxrank native ivf_flat: shape mismatch");
+  const float* qb = q.typed_data();
+  const float* cb = centroids.typed_data();
+  const float* vb = vectors.typed_data();
+  const bool* wb = where.typed_data();
+  const int32_t* ib = ids.typed_data();
+  float* os = out_s->typed_data();
+  int32_t* oi = out_i->typed_data();
+  bool* ov = out_v->typed_data();
+  const DotFns& fn = dot_fns();
+  const float ninf = -std::numeric_limits<float>::infinity();
+
+  // Queries go in blocks of up to kBlock; a block scans its probed partitions in
+  // increasing order, each partition once for all the block's queries that probe it,
+  // kRows rows at a time (the rows stay in L1/L2 while every such query scores them).
+  constexpr int64_t kBlock = 32, kRows = 32;
+  auto block = [&](int64_t bi) {
+    const int64_t q0 = bi * kBlock, q1 = std::min(Q, q0 + kBlock), nq = q1 - q0;
+    std::vector<float> unit(nq * D);
+    std::vector<int32_t> probes(nq * nprobe);
+    std::vector<float> cs(P);
+    std::vector<int32_t> order(P);
+    for (int64_t t = 0; t < nq; ++t) {
+      const float* qv = qb + (q0 + t) * D;
+      float* u = unit.data() + t * D;
+      std::copy(qv, qv + D, u);
+      if (normalize) {  // cosine: q / |q| (a zero query stays zero)
+        double ss = 0;
+        for (int64_t j = 0; j < D; ++j) ss += double(u[j]) * u[j];
+        const float nrm = static_cast<float>(std::sqrt(ss));
+        if (nrm > 0)
+          for (int64_t j = 0; j < D; ++j) u[j] /= nrm;
+      }
+      // coarse: the nprobe best partitions (score descending, then index)
+      int64_t p = 0;
+      for (; p + 4 <= P; p += 4) fn.dots4(u, cb + p * D, D, cs.data() + p);
+      for (; p < P; ++p) cs[p] = fn.dot1(u, cb + p * D, D);
+      for (auto& s : cs)
+        if (std::isnan(s)) s = ninf;
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + nprobe, order.end(),
+                        [&](int32_t a, int32_t b) {
+                          return cs[a] > cs[b] || (cs[a] == cs[b] && a < b);
+                        });
+      std::copy(order.begin(), order.begin() + nprobe, probes.begin() + t * nprobe);
+    }
+    // partition -> the block's queries probing it (CSR, partitions ascending)
+    std::vector<int32_t> start(P + 1, 0), members(nq * nprobe);
+    for (int32_t v : probes) ++start[v + 1];
+    for (int64_t p = 0; p < P; ++p) start[p + 1] += start[p];
+    {
+      std::vector<int32_t> fill(start.begin(), start.end() - 1);
+      for (int64_t t = 0; t < nq; ++t)
+        for (int64_t j = 0; j < nprobe; ++j) members[fill[probes[t * nprobe + j]]++] = int32_t(t);
+    }
+    std::vector<TopK> tops;
+    tops.reserve(nq);
+    for (int64_t t = 0; t < nq; ++t) tops.emplace_back(k);
+    float s4[4];
+    for (int64_t part = 0; part < P; ++part) {
+      if (start[part] == start[part + 1]) continue;
+      const float* base = vb + part * cap * D;
+      const bool* w = wb + part * cap;
+      const int64_t pos0 = part * cap;
+      int64_t used = cap;  // rows are packed at the front of a partition; padding follows
+      while (used > 0 && !w[used - 1]) --used;
+      for (int64_t r0 = 0; r0 < used; r0 += kRows) {
+        const int64_t r1 = std::min(used, r0 + kRows);
+        for (int32_t m = start[part]; m < start[part + 1]; ++m) {
+          const int64_t t = members[m];
+          const float* u = unit.data() + t * D;
+          TopK& top = tops[t];
+          int64_t r = r0;
+          for (; r + 4 <= r1; r += 4) {
+            fn.dots4(u, base + r * D, D, s4);
+            for (int j = 0; j < 4; ++j)
+              if (w[r + j] && !std::isnan(s4[j])) top.push(s4[j], pos0 + r + j);
+          }
+          for (; r < r1; ++r) {
+            if (!w[r]) continue;
+            const float sc = fn.dot1(u, base + r * D, D);
+            if (!std::isnan(sc)) top.push(sc, pos0 + r);
+          }
+        }
+      }
+    }
+    std::vector<std::pair<float, int64_t>> best;
+    for (int64_t t = 0; t < nq; ++t) {
+      tops[t].sorted(&best);
+      const int64_t qi = q0 + t;
+      for (int64_t j = 0; j < k; ++j) {
+        const bool ok = j < static_cast<int64_t>(best.size());
+        os[qi * k + j] = ok ? best[j].first : ninf;
+        oi[qi * k + j] = ok ? ib[best[j].second] : 0;
+        ov[qi * k + j] = ok;
+      }
+    }
+  };
+  const int64_t threads =
+      num_threads > 0 ? num_threads : std::max<int64_t>(1, pool.num_threads());
+  parallel_for(pool, (Q + kBlock - 1) / kBlock, threads, block);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+#define JAXRANK_EXPORT __attribute__((visibility("default")))
+extern "C" {
+JAXRANK_EXPORT XLA_FFI_Error* jaxrank_ivf_flat(XLA_FFI_CallFrame*);
+JAXRANK_EXPORT int jaxrank_ward_nnchain(const float* d2, int64_t n, int64_t k, int32_t* labels);
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxrank_ivf_flat, IvfFlatImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // queries [Q, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // centroids [P, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // vectors [P, cap, D]
+                                  .Arg<ffi::Buffer<ffi::PRED>>()  // where [P, cap]
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // ids [P, cap]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // scores [Q, k]
+                                  .Ret<ffi::Buffer<ffi::S32>>()   // ids [Q, k]
+                                  .Ret<ffi::Buffer<ffi::PRED>>()  // valid [Q, k]
+                                  .Attr<int64_t>("nprobe")
+                                  .Attr<int64_t>("normalize")
+                                  .Attr<int64_t>("num_threads"));
+
+// Ward clustering of n points given their squared Euclidean distances d2 [n, n]
+// (row-major float32), cut to k clusters: labels[i] = smallest point index of i's
+// cluster. Nearest-neighbour chain as SciPy's `_hierarchy.nn_chain` (prefer the
+// previous chain element; strict `<` scan in index order; the merged cluster takes
+// the larger slot), Lance-Williams updates in double on squared distances; the n-1
+// merges are then sorted by height (stable) and the first n-k applied with a
+// union-find. Returns 0, or -1 on bad arguments.
+int jaxrank_ward_nnchain(const float* d2, int64_t n, int64_t k, int32_t* labels) {
+  if (n < 0 || k < 1 || (n > 0 && k > n) || (n > 0 && (!d2 || !labels))) return -1;
+  if (n == 0) return 0;
+  std::vector<double> D(n * n);
+  for (int64_t i = 0; i < n * n; ++i) D[i] = std::max(0.0, static_cast<double>(d2[i]));
+  std::vector<int64_t> size(n, 1), chain;
+  chain.reserve(n);
+  struct Merge {
+    double h;
+    int64_t a, b;
+  };
+  std::vector<Merge> merges;
+  merges.reserve(n - 1);
+  for (int64_t step = 0; step < n - 1; ++step) {
+    if (chain.empty()) {
+      for (int64_t i = 0; i < n; ++i)
+        if (size[i] > 0) {
+          chain.push_back(i);
+          break;
+        }
+    }
+    int64_t x, y;
+    double cur;
+    for (;;) {
+      x = chain.back();
+      const int64_t m = static_cast<int64_t>(chain.size());
+      if (m > 1) {
+        y = chain[m - 2];
+        cur = D[x * n + y];
+      } else {
+        y = -1;
+        cur = std::numeric_limits<double>::infinity();
+      }
+      const double* row = D.data() + x * n;
+      for (int64_t i = 0; i < n; ++i) {
+        if (size[i] == 0 || i == x) continue;
+        if (row[i] < cur) {
+          cur = row[i];
+          y = i;
+        }
+      }
+      if (y < 0) {  // only non-finite distances left: take any other active cluster
+        for (int64_t i = 0; i < n; ++i)
+          if (size[i] > 0 && i != x) {
+            y = i;
+            break;
+          }
+        cur = D[x * n + y];
+      }
+      if (m > 1 && y == chain[m - 2]) break;
+      chain.push_back(y);
+    }
+    chain.pop_back();
+    chain.pop_back();
+    if (x > y) std::swap(x, y);
+    const double nx = double(size[x]), ny = double(size[y]);
+    merges.push_back({cur, x, y});
+    size[x] = 0;
+    size[y] = int64_t(nx + ny);
+    for (int64_t i = 0; i < n; ++i) {
+      if (size[i] == 0 || i == y) continue;
+      const double ni = double(size[i]);
+      const double v = std::max(
+          0.0, ((ni + nx) * D[i * n + x] + (ni + ny) * D[i * n + y] - ni * cur) / (nx + ny + ni));
+      D[i * n + y] = v;
+      D[y * n + i] = v;
+    }
+  }
+  std::stable_sort(merges.begin(), merges.end(),
+                   [](const Merge& a, const Merge& b) { return a.h < b.h; });
+  std::vector<int64_t> parent(n);
+  std::iota(parent.begin(), parent.end(), 0);
+  auto find = [&](int64_t i) {
+    while (parent[i] != i) {
+      parent[i] = parent[parent[i]];
+      i = parent[i];
+    }
+    return i;
+  };
+  for (int64_t t = 0; t < n - k; ++t) {
+    const int64_t a = find(merges[t].a), b = find(merges[t].b);
+    if (a != b) parent[std::max(a, b)] = std::min(a, b);  // root = smallest index
+  }
+  for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(find(i));
+  return 0;
+}
