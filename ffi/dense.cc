@@ -487,3 +487,68 @@ int jaxrank_ward_nnchain(const float* d2, int64_t n, int64_t k, int32_t* labels)
   for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(find(i));
   return 0;
 }
+
+// XLA FFI wrapper of jaxrank_ward_nnchain for a batch of documents (what pool_tokens
+// calls on CPU): d2 [B, n, n] f32 squared distances, valid [B, n] pred, num_clusters [B]
+// s32 -> labels [B, n] s32 (a valid row's label is the smallest valid row index of its
+// cluster; invalid rows get -1). Each document's valid rows are clustered on their own
+// (k clipped to [1, valid rows]); documents are spread over XLA's CPU thread pool.
+namespace {
+
+ffi::Error WardPoolImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> d2,
+                        ffi::Buffer<ffi::PRED> valid, ffi::Buffer<ffi::S32> num_clusters,
+                        ffi::ResultBuffer<ffi::S32> labels) {
+  const auto dims = d2.dimensions();
+  if (dims.size() != 3 || dims[1] != dims[2])
+    return ffi::Error::InvalidArgument("jaxrank_ward_pool: d2 must be [B, n, n]");
+  const int64_t B = dims[0], n = dims[1];
+  const auto vd = valid.dimensions();
+  if (vd.size() != 2 || vd[0] != B || vd[1] != n)
+    return ffi::Error::InvalidArgument("jaxrank_ward_pool: valid must be [B, n]");
+  if (num_clusters.element_count() != static_cast<size_t>(B))
+    return ffi::Error::InvalidArgument("jaxrank_ward_pool: num_clusters must be [B]");
+  const float* dp = d2.typed_data();
+  const bool* vp = valid.typed_data();
+  const int32_t* kp = num_clusters.typed_data();
+  int32_t* out = labels->typed_data();
+  std::atomic<bool> failed{false};
+  auto one = [&](int64_t b) {
+    const bool* vb = vp + b * n;
+    int32_t* ob = out + b * n;
+    std::vector<int64_t> idx;
+    for (int64_t i = 0; i < n; ++i) {
+      ob[i] = -1;
+      if (vb[i]) idx.push_back(i);
+    }
+    const int64_t m = static_cast<int64_t>(idx.size());
+    if (m == 0) return;
+    std::vector<float> sub(m * m);
+    const float* db = dp + b * n * n;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < m; ++c) sub[r * m + c] = db[idx[r] * n + idx[c]];
+    const int64_t k = std::min<int64_t>(std::max<int64_t>(kp[b], 1), m);
+    std::vector<int32_t> lab(m);
+    if (jaxrank_ward_nnchain(sub.data(), m, k, lab.data()) != 0) {
+      failed = true;
+      return;
+    }
+    for (int64_t r = 0; r < m; ++r) ob[idx[r]] = static_cast<int32_t>(idx[lab[r]]);
+  };
+  parallel_for(pool, B, 0, one);
+  if (failed) return ffi::Error::Internal("jaxrank_ward_pool: bad arguments");
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+extern "C" {
+JAXRANK_EXPORT XLA_FFI_Error* jaxrank_ward_pool(XLA_FFI_CallFrame*);
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxrank_ward_pool, WardPoolImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // d2 [B, n, n]
+                                  .Arg<ffi::Buffer<ffi::PRED>>()  // valid [B, n]
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // num_clusters [B]
+                                  .Ret<ffi::Buffer<ffi::S32>>());  // labels [B, n]

@@ -152,11 +152,11 @@ def test_ward_partition_equals_scipy(seed):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_native_nnchain_ward_equals_scipy(seed):
-    """The host NN-chain (ffi/dense.cc) against SciPy's linkage + fcluster, on the
+    """The native NN-chain (ffi/dense.cc) against SciPy's linkage + fcluster, on the
     squared distances of the same features; n up to 300 tokens (the PyLate case);
     seed 5 duplicates tokens (exact ties in the chain); padded (masked) rows get -1."""
     require_native()
-    from jaxrank.rerank._pooling import _ward_host
+    from jaxrank.rerank._pooling import _ward_ffi
 
     rng = np.random.default_rng(seed)
     n = [7, 33, 120, 300, 64, 50][seed]
@@ -171,7 +171,7 @@ def test_native_nnchain_ward_equals_scipy(seed):
     d2 = np.zeros((1, n + 3, n + 3), np.float32)
     d2[0, :n, :n] = sq[:, None] + sq[None, :] - 2 * f64 @ f64.T
     valid = np.arange(n + 3)[None] < n
-    got = _ward_host(d2, valid, np.array([k]))[0]
+    got = np.asarray(jax.jit(_ward_ffi)(d2, valid, np.array([k])))[0]
     assert (got[n:] == -1).all()
     assert _partition(got[:n]) == _partition(ref)
     assert all(got[i] == min(np.flatnonzero(got == got[i])) for i in range(n))

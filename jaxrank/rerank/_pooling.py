@@ -20,11 +20,12 @@ SciPy's except where float32 rounding flips a near-tie. Pooled tokens come first
 ordered by their smallest token index, then the protected tokens (MaxSim does not
 depend on the order).
 
-On CPU with the native core, :func:`pool_tokens` runs the agglomeration on the host
-instead (``jax.pure_callback`` into ``jaxrank_ward_nnchain`` of ``ffi/dense.cc``): the
-nearest-neighbour chain algorithm, ``O(n^2)`` in all, the algorithm SciPy's
-``linkage(method="ward")`` uses, with the same tie rules and Lance-Williams updates in
-float64 -- about 20x faster than the ``O(n^3)`` while loop for 300 tokens.
+On CPU with the native core, :func:`pool_tokens` runs the agglomeration in the XLA
+FFI kernel ``jaxrank_ward_pool`` of ``ffi/dense.cc`` instead (selected inside the
+compiled graph, so GPU/TPU keep the JAX loop): the nearest-neighbour chain algorithm,
+``O(n^2)`` in all, the algorithm SciPy's ``linkage(method="ward")`` uses, with the
+same tie rules and Lance-Williams updates in float64 -- about 20x faster than the
+``O(n^3)`` while loop for 300 tokens.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -38,12 +39,10 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
 from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxrank import _native
 
@@ -90,44 +89,14 @@ def ward_clusters(features: jax.Array, valid: jax.Array, num_clusters: jax.Array
     return labels
 
 
-def _nnchain_lib():
-    lib = _native.library()
-    if lib is None or not hasattr(lib, "jaxrank_ward_nnchain"):
-        return None
-    fn = lib.jaxrank_ward_nnchain
-    if fn.argtypes is None:
-        fn.restype = ctypes.c_int
-        fn.argtypes = [
-            ctypes.POINTER(ctypes.c_float),
-            ctypes.c_int64,
-            ctypes.c_int64,
-            ctypes.POINTER(ctypes.c_int32),
-        ]
-    return fn
-
-
-def _ward_host(d2: np.ndarray, valid: np.ndarray, num_clusters: np.ndarray) -> np.ndarray:
-    """Host: Ward labels ``[B, n]`` of squared distances ``d2 [B, n, n]`` (NN-chain, C)."""
-    fn = _nnchain_lib()
-    d2 = np.asarray(d2, np.float32)
-    valid = np.asarray(valid, bool)
-    ks = np.asarray(num_clusters).reshape(-1)
-    out = np.full(valid.shape, -1, np.int32)
-    i32 = ctypes.POINTER(ctypes.c_int32)
-    f32 = ctypes.POINTER(ctypes.c_float)
-    for b in range(d2.shape[0]):
-        idx = np.flatnonzero(valid[b])
-        m = idx.size
-        if m == 0:
-            continue
-        sub = d2[b] if m == d2.shape[1] else d2[b][np.ix_(idx, idx)]
-        sub = np.ascontiguousarray(sub)
-        lab = np.empty(m, np.int32)
-        k = int(min(max(ks[b], 1), m))
-        if fn(sub.ctypes.data_as(f32), m, k, lab.ctypes.data_as(i32)) != 0:
-            raise RuntimeError("jaxrank_ward_nnchain: bad arguments")
-        out[b, idx] = idx[lab].astype(np.int32)
-    return out
+def _ward_ffi(d2: jax.Array, valid: jax.Array, num_clusters: jax.Array) -> jax.Array:
+    """Native NN-chain Ward labels ``[B, n]`` of squared distances ``d2 [B, n, n]`` (CPU)."""
+    call = jax.ffi.ffi_call(
+        "jaxrank_ward_pool",
+        jax.ShapeDtypeStruct(valid.shape, jnp.int32),
+        vmap_method="sequential",
+    )
+    return call(d2.astype(jnp.float32), valid, num_clusters.astype(jnp.int32))
 
 
 def _ward_batch(feats, valid, num_clusters, impl):
@@ -136,10 +105,10 @@ def _ward_batch(feats, valid, num_clusters, impl):
     def pure(feats, valid, num_clusters):
         return jax.vmap(ward_clusters)(feats, valid, num_clusters)
 
-    if _native.resolve(impl) == "jax" or _nnchain_lib() is None:
+    if _native.resolve(impl) == "jax":
         return pure(feats, valid, num_clusters)
 
-    def host(feats, valid, num_clusters):
+    def native(feats, valid, num_clusters):
         x = jnp.where(valid[..., None], feats.astype(jnp.float32), 0.0)
         # centre the rows (distances do not change) so |x|^2 + |y|^2 - 2 x.y cancels less
         cnt = jnp.maximum(jnp.sum(valid, axis=-1), 1)[:, None, None]
@@ -147,12 +116,9 @@ def _ward_batch(feats, valid, num_clusters, impl):
         sq = jnp.sum(x * x, axis=-1)
         gram = jnp.einsum("bif,bjf->bij", x, x, precision=jax.lax.Precision.HIGHEST)
         d2 = jnp.maximum(sq[:, :, None] + sq[:, None, :] - 2.0 * gram, 0.0)
-        shape = jax.ShapeDtypeStruct(valid.shape, jnp.int32)
-        return jax.pure_callback(
-            _ward_host, shape, d2, valid, num_clusters, vmap_method="sequential"
-        )
+        return _ward_ffi(d2, valid, num_clusters)
 
-    return jax.lax.platform_dependent(feats, valid, num_clusters, cpu=host, default=pure)
+    return _native.select(native, pure, feats, valid, num_clusters, impl=impl)
 
 
 @partial(jax.jit, static_argnames=("pool_factor", "protected_tokens", "impl"))
@@ -173,9 +139,10 @@ def pool_tokens(
       protected_tokens: leading tokens kept as they are (static).
       doc_lengths: ``[N]`` real tokens per document, or ``doc_mask [N, L]``.
       impl: ``"auto"``/``"native"``/``"jax"`` (static): on CPU with the native core,
-        the Ward agglomeration runs on the host by the nearest-neighbour chain
-        (``jax.pure_callback``; not exportable with :func:`jax.export`); ``"jax"`` or
-        other platforms use the jit-compiled ``O(n^3)`` loop of :func:`ward_clusters`.
+        the Ward agglomeration runs in the native kernel by the nearest-neighbour chain
+        (exportable with ``disabled_checks=jaxrank.export_disabled_checks()``);
+        ``"jax"`` or other platforms use the jit-compiled ``O(n^3)`` loop of
+        :func:`ward_clusters`.
 
     Returns:
       ``(pooled [N, L', D], mask [N, L'])`` with ``L' = (L - p) // pool_factor + p``,
