@@ -107,9 +107,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="comma list of substrings of loss names")
+    parser.add_argument("--shapes", default="", help="e.g. 1024x100,64x1000")
+    parser.add_argument("--repeats", type=int, default=0, help="timed calls (default 10)")
     args = parser.parse_args()
     shapes = [(256, 100)] if args.quick else [(1024, 100), (64, 1000)]
-    repeats = 5 if args.quick else 10
+    if args.shapes:
+        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    repeats = args.repeats or (5 if args.quick else 10)
     try:
         import rax
     except ImportError:
