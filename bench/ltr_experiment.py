@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import time
@@ -37,6 +38,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jaxrank import losses as L
 from jaxrank.io import read_svmlight
 from jaxrank.nn import MLPScorer, fit, predict
 
@@ -67,10 +69,32 @@ def softmax_gain_loss(scores, labels, *, where):
     return _softmax_xent(scores, 2.0**labels - 1.0, where)
 
 
-# name -> loss_fn(scores, labels, *, where). jaxrank.losses functions plug in here.
+def _jaxrank(fn, **options):
+    def loss(scores, labels, *, where):
+        return fn(scores, labels, where, **options)
+
+    return loss
+
+
+# name -> loss_fn(scores, labels, *, where): jaxrank.losses with the options used here.
 LOSSES: dict[str, Callable] = {
     "softmax": softmax_loss,
     "softmax_gain": softmax_gain_loss,
+    "approx_ndcg": _jaxrank(L.approx_ndcg_loss),
+    "approx_ndcg@10": _jaxrank(L.approx_ndcg_loss, k=10),
+    # LambdaRank: RankNet (pairwise logistic) weighted by |delta NDCG| of each swap.
+    "lambdarank_ndcg": _jaxrank(L.pairwise_logistic_loss, lambdaweight_fn=L.ndcg_lambdaweight),
+    # LambdaLoss NDCG-Loss2 (Wang et al. 2018): logistic with normalized dcg2 weights.
+    "lambdaloss_ndcg2": _jaxrank(
+        L.pairwise_logistic_loss,
+        lambdaweight_fn=functools.partial(L.dcg2_lambdaweight, normalize=True),
+    ),
+    "soft_rank_ndcg": _jaxrank(L.soft_rank_ndcg_loss),
+    "soft_rank_ndcg_rel": _jaxrank(
+        L.soft_rank_ndcg_loss, regularization_strength=0.1, relative_strength=True
+    ),
+    "neural_ndcg": _jaxrank(L.neural_ndcg_loss),
+    "listmle_exp2": _jaxrank(L.plackett_luce_loss),
 }
 
 
@@ -120,6 +144,7 @@ def run_jaxrank(loss_name: str, seed: int, train, test, args) -> tuple[dict, dic
             train.num_features,
             hidden=args.hidden,
             dropout=args.dropout,
+            log1p=args.log1p,
             standardize=True,
             rngs=nnx.Rngs(params=seed, dropout=seed + 1),
         )
@@ -183,6 +208,18 @@ def run_lightgbm(train_lgb, test_lgb, test) -> dict | None:
     return test_ndcg(scores, test) | {"version": lgb.__version__}
 
 
+def _ensemble(scores: list[np.ndarray], where: np.ndarray) -> np.ndarray:
+    """Mean over models of the scores standardised per list (valid items)."""
+    out = np.zeros(where.shape, np.float64)
+    for s in scores:
+        s = np.where(where, s, 0.0).astype(np.float64)
+        count = np.maximum(where.sum(-1, keepdims=True), 1)
+        mean = s.sum(-1, keepdims=True) / count
+        std = np.sqrt((np.where(where, s - mean, 0.0) ** 2).sum(-1, keepdims=True) / count)
+        out += np.where(where, (s - mean) / np.where(std > 0, std, 1.0), 0.0)
+    return (out / len(scores)).astype(np.float32)
+
+
 def ranx_check(scores, test) -> float | None:
     """Largest |ours - ranx ndcg_burges@k| over KS, or None without ranx."""
     try:
@@ -230,6 +267,7 @@ def main(argv=None) -> None:
     p.add_argument("--weight-decay", type=float, default=1e-2)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--hidden", default="128,64", help="hidden widths, e.g. 128,64")
+    p.add_argument("--log1p", action="store_true", help="signed log1p before standardising")
     p.add_argument("--valid-fraction", type=float, default=0.2)
     p.add_argument(
         "--refit",
@@ -283,7 +321,9 @@ def main(argv=None) -> None:
         if gap is not None:
             print(f"{loss_name}: |NDCG - ranx ndcg_burges| max {gap:.1e} (seed 0)")
         arr = np.asarray(per_seed)
-        rows.append((loss_name, arr.mean(0), arr.std(0), elapsed))
+        ens = test_ndcg(_ensemble([info["scores"] for info in infos], test.where), test)
+        epochs = [info["best_epoch"] for info in infos]
+        rows.append((loss_name, arr.mean(0), arr.std(0), elapsed, ens, epochs))
 
     hidden = ",".join(map(str, args.hidden))
     print()
@@ -302,9 +342,16 @@ def main(argv=None) -> None:
     if lgb_result is not None:
         ours = " | ".join(f"{lgb_result[k]:.4f}" for k in KS)
         print(f"| LightGBM {lgb_result['version']} (this run) | lambdarank | {ours} | |")
-    for name, mean, std, elapsed in rows:
+    for name, mean, std, elapsed, _, _ in rows:
         cells = " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std, strict=True))
         print(f"| jaxrank MLPScorer | {name} | {cells} | {elapsed:.0f} s |")
+    if args.seeds > 1:
+        for name, _, _, _, ens, _ in rows:
+            cells = " | ".join(f"{ens[k]:.4f}" for k in KS)
+            print(f"| jaxrank, ensemble of the {args.seeds} seeds | {name} | {cells} | |")
+    print()
+    for name, *_, epochs in rows:
+        print(f"{name}: best epochs {epochs}")
 
 
 if __name__ == "__main__":

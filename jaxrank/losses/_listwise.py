@@ -1,4 +1,5 @@
-"""Listwise losses: softmax (ListNet), poly-1 softmax, unique softmax, ListMLE.
+"""Listwise losses: softmax (ListNet), poly-1 softmax, unique softmax, ListMLE and
+position-weighted Plackett-Luce.
 
 One value per list; ``reduce_fn=jnp.mean`` averages over lists with at least one valid
 item, ``None`` returns ``[...]``. Masked items take no part and get zero gradient; fully
@@ -129,12 +130,73 @@ def listmle_loss(scores, labels, where=None, *, reduce_fn: u.ReduceFn = jnp.mean
         \ell = -\sum_{r=1}^{n} \Bigl(s_{\pi(r)} - \log \sum_{q \ge r} e^{s_{\pi(q)}}\Bigr)
 
     with :math:`\pi` the valid items sorted by label descending.
+    :func:`plackett_luce_loss` weights the positions.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxrank.losses import listmle_loss
       >>> round(float(listmle_loss(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0]))), 4)  # log 2
       0.6931
+    """
+    return plackett_luce_loss(scores, labels, where, position_weights=None, reduce_fn=reduce_fn)
+
+
+def _position_weights(kind, positions, m):
+    if kind is None:
+        return jnp.ones_like(positions)
+    if callable(kind):
+        return kind(positions, m)
+    if kind == "exp2":
+        # (2^(m-r) - 1) / (2^(m-1) - 1) = (2^(1-r) - 2^(1-m)) / (1 - 2^(1-m)), 1 for m = 1.
+        tail = jnp.exp2(1.0 - m)
+        den = 1.0 - tail
+        return jnp.where(
+            m > 1, (jnp.exp2(1.0 - positions) - tail) / jnp.where(m > 1, den, 1.0), 1.0
+        )
+    if kind == "dcg":
+        return u.discount(positions)
+    raise ValueError(f"position_weights must be None, 'exp2', 'dcg' or a callable, got {kind!r}")
+
+
+def plackett_luce_loss(
+    scores,
+    labels,
+    where=None,
+    *,
+    position_weights="exp2",
+    reduce_fn: u.ReduceFn = jnp.mean,
+) -> Array:
+    r"""Position-weighted Plackett-Luce loss (position-aware ListMLE, Lan et al., 2014).
+
+    .. math::
+        \ell = -\sum_{r=1}^{m} \alpha_r \Bigl(s_{\pi(r)} - \log \sum_{q \ge r}
+        e^{s_{\pi(q)}}\Bigr)
+
+    with :math:`\pi` the :math:`m` valid items sorted by label descending (ties by index)
+    and position weights :math:`\alpha_r`:
+
+    * ``"exp2"`` (default): :math:`\alpha_r = (2^{m-r} - 1) / (2^{m-1} - 1)`, p-ListMLE
+      (TF-Ranking's ``create_p_list_mle_lambda_weight``, which uses the padded size for
+      :math:`m` and no scaling; here :math:`m` counts the valid items, so padding changes
+      nothing, and the top position weighs 1);
+    * ``"dcg"``: :math:`\alpha_r = 1 / \log_2(1 + r)`;
+    * ``None``: :math:`\alpha_r = 1` (:func:`listmle_loss`);
+    * a callable ``fn(positions [..., n], m [..., 1]) -> [..., n]`` (1-based float
+      positions, valid-item counts).
+
+    Args:
+      scores, labels, where: ``[..., n]`` scores, labels, optional bool mask.
+      position_weights: see above (static).
+      reduce_fn: ``jnp.mean`` (default), ``jnp.sum`` or ``None`` (``[...]``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrank.losses import plackett_luce_loss
+      >>> s, y = jnp.array([0.0, 0.0, 0.0]), jnp.array([2.0, 1.0, 0.0])
+      >>> round(float(plackett_luce_loss(s, y, position_weights=None)), 4)  # log 3 + log 2
+      1.7918
+      >>> round(float(plackett_luce_loss(s, y)), 4)  # log 3 + (1/3) log 2
+      1.3297
     """
     scores, labels, where, _ = u.check(scores, labels, where)
     n = scores.shape[-1]
@@ -149,5 +211,7 @@ def listmle_loss(scores, labels, where=None, *, reduce_fn: u.ReduceFn = jnp.mean
     low = jax.lax.stop_gradient(jnp.min(jnp.where(w, s, jnp.inf), axis=-1, keepdims=True))
     low = jnp.where(jnp.isfinite(low), low, 0.0) - 1e4
     lse = lax.cumlogsumexp(jnp.where(w, s, low), axis=s.ndim - 1, reverse=True)
-    loss = -jnp.sum(jnp.where(w, s - lse, 0.0), axis=-1)
+    m = jnp.sum(w, axis=-1, keepdims=True).astype(scores.dtype)
+    alpha = _position_weights(position_weights, jnp.arange(1, n + 1, dtype=scores.dtype), m)
+    loss = -jnp.sum(jnp.where(w, alpha * (s - lse), 0.0), axis=-1)
     return u.reduce(loss, jnp.any(where, axis=-1), reduce_fn)

@@ -19,6 +19,10 @@ Conventions:
 * **Relevance**: binary metrics count ``label >= relevance_level`` (default 1) as
   relevant; :func:`dcg`/:func:`ndcg` use graded gains (``gain="linear"``, the label as
   trec_eval, or ``gain="exp2"``, :math:`2^y - 1` as LightGBM and rax).
+* **Differentiable versions**: :func:`jaxrank.losses.approx_t12n` and
+  :func:`jaxrank.losses.bound_t12n` turn every metric that takes ``method=`` into a loss
+  by passing a rank relaxation as ``method`` (smooth ranks and cutoffs; the ideal DCG
+  stays exact).
 * **Lists without relevant items** (or without any valid item): ``empty="zero"``
   (default, as rax and trec_eval) scores them 0; ``empty="nan"`` returns NaN, and
   :func:`mean` leaves NaN lists out of the average. :func:`has_relevant` gives the mask

@@ -96,7 +96,9 @@ def average_precision(
         )
         hsum = harmonic[(a + m).astype(jnp.int32)] - harmonic[a.astype(jnp.int32)]
         grouped = (m * c + (big_a + 1.0 - c * (a + 1.0)) * hsum) / g
-        single = jnp.where(m > 0, (big_a + 1.0) / (a + 1.0), 0.0)
+        # For singleton groups (integer a) expected_in_cutoff is [a < k] = [m > 0]; under a
+        # rank relaxation it is the smooth cutoff.
+        single = (big_a + 1.0) / (a + 1.0) * u.expected_in_cutoff(lay, k)
         contrib = jnp.where(lay.size <= 1, single, grouped)
         return jnp.stack([jnp.sum(rel * contrib), jnp.sum(all_rel)])
 

@@ -66,8 +66,7 @@ def reciprocal_rank(
         rel = ((y >= relevance_level) & w).astype(s.dtype)
         lay = u.layout(s, w & ret, ties, method)
         pos, probs = u.first_group_distribution(lay, rel)
-        if k is not None:
-            probs = jnp.where(pos <= k, probs, 0.0)
+        probs = u.first_within(lay, pos, probs, k)
         return jnp.stack([jnp.sum(probs / pos), jnp.sum(rel)])
 
     parts = u.per_list(one, scores, labels, where, retrieved)

@@ -25,6 +25,7 @@ def _discount(position: Array) -> Array:
 def _ideal_dcg(g: Array, w: Array, k: int | None, method: u.Method) -> Array:
     """DCG of the valid items ordered by gain (one plain sort: no indices needed)."""
     n = g.shape[-1]
+    method = u.hard_method(method)  # the ideal ranking is exact, also under a relaxation
     if u.resolve_method(method, n) == "count":
         lay = u.layout(g, w, "first", method)
         return jnp.sum(jnp.where(w, g, 0.0) * u.expected_discount(lay, _discount, k))

@@ -256,7 +256,7 @@ def success(
         rel = (y >= relevance_level) & w
         lay = u.layout(s, w & r, ties, method)
         pos, probs = u.first_group_distribution(lay, rel.astype(s.dtype))
-        inside = probs if k is None else jnp.where(pos <= k, probs, 0.0)
+        inside = u.first_within(lay, pos, probs, k)
         return jnp.stack([jnp.sum(inside), jnp.sum(rel.astype(s.dtype))])
 
     parts = u.per_list(one, scores, labels, where, retrieved)

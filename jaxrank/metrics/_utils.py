@@ -190,6 +190,9 @@ class Layout(NamedTuple):
     size: Array
     valid: Array
     sums: Callable[[Array], tuple[Array, Array]]
+    # Set by a relaxed layout (``method=`` a relaxation object, see :mod:`jaxrank.losses`'s
+    # metric transformations): smooth starts, cutoffs and first-relevant distribution.
+    relax: object | None = None
 
 
 def _count_layout(scores: Array, valid: Array, ties: Ties, dtype) -> Layout:
@@ -248,6 +251,12 @@ def _sort_layout(scores: Array, valid: Array, ties: Ties, dtype) -> Layout:
     return Layout(start, jnp.where(valid, size, 0.0), valid, sums)
 
 
+def hard_method(method) -> Method:
+    """``method`` itself, or ``"auto"`` when it is a relaxation (for exact sub-results
+    such as the ideal DCG)."""
+    return method if isinstance(method, str) else "auto"
+
+
 def resolve_method(method: Method, n: int) -> str:
     check_choice(method, "method", ("auto", "count", "sort"))
     if method == "auto":
@@ -256,12 +265,17 @@ def resolve_method(method: Method, n: int) -> str:
 
 
 def layout(scores: Array, valid: Array, ties: Ties, method: Method) -> Layout:
+    if not isinstance(method, str) and hasattr(method, "layout"):
+        # A rank relaxation (jaxrank.losses.approx_t12n / bound_t12n): smooth positions.
+        return method.layout(scores, valid)
     fn = _count_layout if resolve_method(method, scores.shape[-1]) == "count" else _sort_layout
     return fn(scores, valid, ties, scores.dtype)
 
 
 def expected_in_cutoff(lay: Layout, k: int | Array | None) -> Array:
     """Probability that each item lands at a position ``<= k`` (1 for ``k=None``)."""
+    if lay.relax is not None:
+        return lay.relax.in_cutoff(k)
     if k is None:
         return lay.valid.astype(lay.start.dtype)
     m = jnp.clip(k - lay.start, 0.0, lay.size)
@@ -277,6 +291,9 @@ def expected_discount(
     uniform on ``a+1 .. a+g``, so the expectation is a difference of cumulative
     discounts divided by ``g``; singleton groups use the discount directly.
     """
+    if lay.relax is not None:
+        inside = lay.relax.in_cutoff(k)
+        return jnp.where(lay.valid, discount(lay.start + 1.0) * inside, 0.0)
     n = lay.start.shape[-1]
     dtype = lay.start.dtype
     hi = lay.start + lay.size if k is None else jnp.minimum(lay.start + lay.size, k)
@@ -301,6 +318,8 @@ def first_group_distribution(lay: Layout, rel: Array) -> tuple[Array, Array]:
     ``g`` items, ``r`` of them relevant); ``y`` non-relevant group members precede it with
     probability ``r/g * prod_{t<y} (g-r-t)/(g-1-t)``. All zeros if nothing is relevant.
     """
+    if lay.relax is not None:
+        return lay.relax.first_relevant(rel)
     n = lay.start.shape[-1]
     dtype = lay.start.dtype
     is_rel = lay.valid & (rel > 0)
@@ -317,6 +336,16 @@ def first_group_distribution(lay: Layout, rel: Array) -> tuple[Array, Array]:
     ratio = jnp.concatenate([jnp.ones(1, dtype), ratio[:-1]])
     probs = jnp.where(any_rel, r / jnp.maximum(g, 1.0), 0.0) * jnp.cumprod(ratio)
     return a + 1.0 + t, probs
+
+
+def first_within(lay: Layout, pos: Array, probs: Array, k: int | Array | None) -> Array:
+    """``probs`` of :func:`first_group_distribution` restricted to positions ``<= k``
+    (under a rank relaxation: times the smooth cutoff of each item)."""
+    if k is None:
+        return probs
+    if lay.relax is not None:
+        return probs * lay.relax.in_cutoff(k)
+    return jnp.where(pos <= k, probs, 0.0)
 
 
 # ----------------------------------------------------------------------------- public
