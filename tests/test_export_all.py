@@ -164,7 +164,9 @@ def _searcher_scoring():
     _search._search_jit = record
     try:
         idx = build_index(["cats chase mice", "dogs chase cats", "birds sing"], stemmer=None)
-        searcher(idx, "lucene").search(["cats chase"], k=2)
+        # impl="jax": the jitted scoring graph (what GPU/TPU run); the native CPU path is
+        # a host-side kernel call outside any graph
+        searcher(idx, "lucene", impl="jax").search(["cats chase"], k=2)
     finally:
         _search._search_jit = original
     kw = captured["kwargs"]
@@ -189,6 +191,17 @@ def _train_step():
         return loss, nnx.state((m, o))
 
     return f, (state, x, Y, W)
+
+
+def _t12n(name):
+    """A metric turned into a loss by ``jaxrank.losses.<name>`` (ndcg; gumbel wraps ApproxNDCG)."""
+    losses = importlib.import_module("jaxrank.losses")
+    ndcg = importlib.import_module("jaxrank.metrics").ndcg
+    if name == "gumbel_t12n":
+        fn = losses.gumbel_t12n(losses.approx_ndcg_loss, samples=2)
+        return lambda s, y, w: fn(s, y, w, key=jax.random.PRNGKey(0))
+    fn = getattr(losses, name)(ndcg)
+    return lambda s, y, w: fn(s, y, w)
 
 
 def _q(name, *args, **kw):
@@ -244,6 +257,10 @@ CASES = {
             "labeldiff_lambdaweight",
             "listmle_loss",
             "mse_loss",
+            "neural_ndcg_loss",
+            "plackett_luce_loss",
+            "soft_rank_ndcg_loss",
+            "soft_spearman_loss",
             "ndcg_lambdaweight",
             "pairwise_hinge_loss",
             "pairwise_logistic_loss",
@@ -262,6 +279,9 @@ CASES = {
     "losses.kl_distillation_loss": _loss("kl_distillation_loss", args=(S, T, W)),
     "losses.margin_mse_loss": _loss("margin_mse_loss", args=(S, T, W)),
     "losses.infonce_loss": _loss("infonce_loss", args=(QV, QV)),
+    "losses.approx_t12n": lambda: (_t12n("approx_t12n"), (S, Y, W)),
+    "losses.bound_t12n": lambda: (_t12n("bound_t12n"), (S, Y, W)),
+    "losses.gumbel_t12n": lambda: (_t12n("gumbel_t12n"), (S, Y, W)),
     # soft
     **{
         f"soft.{n}": _soft(n)
