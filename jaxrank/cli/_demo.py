@@ -201,32 +201,13 @@ def _features(col, index, lsa, terms, cand, bm25, fused_scores, ms) -> np.ndarra
 
 
 def soft_ndcg_loss(scores, labels, *, where, strength: float = 0.02):
-    """``1 - mean soft nDCG``: DCG with soft ranks from :func:`jaxrank.soft.soft_rank`.
+    """``-nDCG`` with soft ranks (:func:`jaxrank.losses.soft_rank_ndcg_loss`), the
+    regularization strength relative to the spread of each list's scores."""
+    from jaxrank.losses import soft_rank_ndcg_loss
 
-    .. math:: \\mathrm{sDCG} = \\sum_i \\frac{2^{y_i} - 1}{\\log_2(1 + r_i)},\\quad
-        r = \\mathrm{soft\\_rank}(s;\\ \\varepsilon = \\text{strength}\\cdot\\mathrm{std}(s))
-
-    divided by the ideal DCG of the list; lists without a relevant item are left out.
-    """
-    import jax.numpy as jnp
-
-    from jaxrank.soft import soft_rank
-
-    r = soft_rank(
-        scores,
-        regularization_strength=strength,
-        relative_strength=True,
-        direction="descending",
-        where=where,
+    return soft_rank_ndcg_loss(
+        scores, labels, where, regularization_strength=strength, relative_strength=True
     )
-    gains = jnp.where(where, 2.0**labels - 1.0, 0.0)
-    dcg = jnp.sum(jnp.where(where, gains / jnp.log2(1.0 + jnp.maximum(r, 1.0)), 0.0), -1)
-    ideal_gains = -jnp.sort(-gains, axis=-1)
-    disc = 1.0 / jnp.log2(2.0 + jnp.arange(gains.shape[-1]))
-    idcg = jnp.sum(ideal_gains * disc, -1)
-    has = idcg > 0
-    ndcg = jnp.where(has, dcg / jnp.where(has, idcg, 1.0), 0.0)
-    return 1.0 - jnp.sum(ndcg) / jnp.maximum(jnp.sum(has), 1)
 
 
 def _train_head(col, index, lsa, terms, cand, bm25, fused_scores, ms, steps, seed, say) -> dict:
@@ -303,7 +284,7 @@ def _train_head(col, index, lsa, terms, cand, bm25, fused_scores, ms, steps, see
     )
     return {
         "model": "MLPScorer(5 features: bm25, bm25 retrieved, lsa cosine, maxsim, rrf; hidden 16)",
-        "loss": "1 - soft nDCG (jaxrank.soft.soft_rank, eps = 0.02 std; adam 0.05)",
+        "loss": "-soft nDCG (jaxrank.losses.soft_rank_ndcg_loss, eps = 0.02 std; adam 0.05)",
         "steps": steps,
         "train_queries": int(train.sum()),
         "held_out_queries": int(test.sum()),
