@@ -44,7 +44,15 @@ def softmax_loss(
         p = p * weights
     if normalize_labels:
         p = u.normalize(p, where)
-    loss = -jnp.sum(p * u.masked_log_softmax(scores, where), axis=-1)
+    # -sum_i p_i (z_i - lse) = -sum_i p_i z_i + lse * sum_i p_i (p is 0 on masked items):
+    # one pass fewer than materializing the log-softmax, and masked items enter the sum
+    # as exp(-inf) = 0 with zero gradient
+    m = jnp.max(jnp.where(where, scores, -jnp.inf), axis=-1, keepdims=True)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    z = jnp.where(where, scores - m, -jnp.inf)
+    total = jnp.sum(jnp.exp(z), axis=-1)
+    lse = jnp.log(jnp.where(total > 0, total, 1.0))
+    loss = -jnp.sum(p * jnp.where(where, z, 0.0), axis=-1) + lse * jnp.sum(p, axis=-1)
     return u.reduce(loss, jnp.any(where, axis=-1), reduce_fn)
 
 
@@ -112,9 +120,13 @@ def unique_softmax_loss(
     lower = (labels[..., None, :] < labels[..., :, None]) & where[..., None, :]
     member = lower | jnp.eye(n, dtype=bool)
     member = member & where[..., :, None]
-    rows = jnp.broadcast_to(scores[..., None, :], (*scores.shape, n))
-    log_sm = u.masked_log_softmax(rows, member)
-    own = jnp.diagonal(log_sm, axis1=-2, axis2=-1)
+    # only the diagonal of each row's log-softmax is needed: s_i - m_i - log sum_j e^(s_j - m_i)
+    # over row i's members j (m_i: the row's max, no gradient), never the full [n, n] matrix
+    cols = scores[..., None, :]
+    m = jnp.max(jnp.where(member, cols, -jnp.inf), axis=-1)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    total = jnp.sum(jnp.exp(jnp.where(member, cols - m[..., None], -jnp.inf)), axis=-1)
+    own = scores - m - jnp.log(jnp.where(total > 0, total, 1.0))
     own = own * jnp.where(where, u.exp2_gain(labels), 0.0)
     if weights is not None:
         own = own * weights
