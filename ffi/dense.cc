@@ -33,6 +33,8 @@
 
 #include "xla/ffi/api/ffi.h"
 
+#include "parallel.h"
+
 namespace ffi = xla::ffi;
 
 namespace {
@@ -208,49 +210,7 @@ struct TopK {
   }
 };
 
-// Runs f(item) for item in [0, n) on the caller plus up to threads-1 pool workers
-// (same scheme as jaxrank_ffi.cc: shared counter, the caller blocks on a condition
-// variable for items still running).
-void parallel_for(ffi::ThreadPool& pool, int64_t n, int64_t threads,
-                  const std::function<void(int64_t)>& f) {
-  if (n <= 0) return;
-  int64_t avail = pool.num_threads();
-  if (avail <= 0) avail = 1;
-  if (threads <= 0 || threads > avail) threads = avail;
-  if (threads > n) threads = n;
-  if (threads <= 1) {
-    for (int64_t i = 0; i < n; ++i) f(i);
-    return;
-  }
-  struct State {
-    std::atomic<int64_t> next{0};
-    int64_t done = 0;
-    int64_t n = 0;
-    const std::function<void(int64_t)>* f = nullptr;
-    std::mutex mu;
-    std::condition_variable cv;
-  };
-  auto st = std::make_shared<State>();
-  st->n = n;
-  st->f = &f;
-  auto work = [](const std::shared_ptr<State>& s) {
-    int64_t finished = 0;
-    for (;;) {
-      const int64_t i = s->next.fetch_add(1);
-      if (i >= s->n) break;
-      (*s->f)(i);
-      ++finished;
-    }
-    if (finished == 0) return;
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->done += finished;
-    if (s->done == s->n) s->cv.notify_all();
-  };
-  for (int64_t t = 1; t < threads; ++t) pool.Schedule([st, work]() { work(st); });
-  work(st);
-  std::unique_lock<std::mutex> lock(st->mu);
-  st->cv.wait(lock, [&] { return st->done == st->n; });
-}
+using jaxrank::parallel_for;
 
 // q [Q, D], centroids [P, D], vectors [P, cap, D] f32, where [P, cap] pred, ids [P, cap] s32
 // -> scores [Q, k] f32, ids [Q, k] s32, valid [Q, k] pred.

@@ -26,56 +26,25 @@
 
 #include "xla/ffi/api/ffi.h"
 
+#include "parallel.h"
+
 namespace ffi = xla::ffi;
 
 namespace {
 
 // ------------------------------------------------------------ thread pool
 
-// f(row) for row in [0, rows): on the caller alone for small calls, else on the
-// caller plus pool workers claiming chunks from a shared counter (the caller
-// never waits on a task that has not started, and blocks without spinning).
+// f(r0, r1) over row blocks covering [0, rows): on the caller alone for small
+// calls, else shared with the pool workers (jaxrank::parallel_for).
 void for_rows(ffi::ThreadPool& pool, int64_t rows, int64_t n,
               const std::function<void(int64_t, int64_t)>& f) {
   if (rows <= 0) return;
-  int64_t threads = std::max<int64_t>(1, pool.num_threads());
   // Below ~64k elements a row block costs less than waking a worker.
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(n, 1));
   const int64_t items = (rows + chunk - 1) / chunk;
-  threads = std::min(threads, items);
-  if (threads <= 1) {
-    f(0, rows);
-    return;
-  }
-  struct State {
-    std::atomic<int64_t> next{0};
-    int64_t done = 0;  // guarded by mu
-    std::mutex mu;
-    std::condition_variable cv;
-  };
-  auto st = std::make_shared<State>();
-  auto work = [st, items, chunk, rows, &f]() {
-    int64_t finished = 0;
-    for (;;) {
-      const int64_t i = st->next.fetch_add(1);
-      if (i >= items) break;
-      f(i * chunk, std::min(rows, (i + 1) * chunk));
-      ++finished;
-    }
-    if (finished == 0) return;
-    std::lock_guard<std::mutex> lock(st->mu);
-    st->done += finished;
-    if (st->done == items) st->cv.notify_all();
-  };
-  // Workers capture `f` by reference: the caller waits below until every claimed
-  // item has finished, and items claimed after that point do not exist.
-  for (int64_t t = 1; t < threads; ++t) {
-    auto task = work;
-    pool.Schedule(std::move(task));
-  }
-  work();
-  std::unique_lock<std::mutex> lock(st->mu);
-  st->cv.wait(lock, [&] { return st->done == items; });
+  jaxrank::parallel_for(pool, items, 0, [&](int64_t i) {
+    f(i * chunk, std::min(rows, (i + 1) * chunk));
+  });
 }
 
 // ------------------------------------------------------------ argsort
