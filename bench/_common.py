@@ -9,17 +9,21 @@ import time
 from collections.abc import Callable
 
 
-def machine() -> str:
-    """CPU model, cores usable by this process, and the Python/JAX versions."""
-    model = platform.processor() or "unknown CPU"
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """CPU model, cores usable by this process, and the Python/JAX versions."""
+    model = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     import jax
 

@@ -30,6 +30,7 @@ import gzip
 import os
 import platform
 import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -39,6 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrank.fusion import fuse, fuse_arrays, runs_to_arrays
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model
 
 METHODS = [("rrf", "min-max"), ("sum", "min-max"), ("mnz", "min-max"), ("bordafuse", "min-max")]
 LABEL = {"rrf": "RRF", "sum": "CombSUM+min-max", "mnz": "CombMNZ+min-max", "bordafuse": "Borda"}
@@ -53,14 +57,7 @@ def load() -> str:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     pinned = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     import jaxrank
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,14 +23,12 @@ import numpy as np
 from jaxrank import losses as L
 from jaxrank import metrics
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model
+
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()[0]
     return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__}, load average {load:.2f}"
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,17 +20,12 @@ import numpy as np
 
 from jaxrank import metrics
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model
+
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"{cpu}, {os.cpu_count()} cores, {platform.python_version()}, jax {jax.__version__}, "

@@ -44,7 +44,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_HERE, ".."))
+sys.path.insert(0, _HERE)
+from _common import cpu_model  # noqa: E402
+
 from jaxrank import _native, config  # noqa: E402
 from jaxrank.soft import soft_rank  # noqa: E402
 
@@ -54,15 +58,7 @@ if ARGS.quick:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     return (
         f"{model}; {os.cpu_count()} logical cores; using {ARGS.threads} thread(s); "

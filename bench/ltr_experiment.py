@@ -28,6 +28,7 @@ import argparse
 import functools
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,9 @@ from flax import nnx
 from jaxrank import losses as L
 from jaxrank.io import read_svmlight
 from jaxrank.nn import MLPScorer, fit, predict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model
 
 KS = (1, 3, 5, 10)
 PUBLISHED_LIGHTGBM = {1: 0.6038, 3: 0.6299, 5: 0.6696, 10: 0.7423}  # SOURCE.md
@@ -240,14 +244,7 @@ def ranx_check(scores, test) -> float | None:
 
 
 def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"{cpu}, {os.cpu_count()} cores, load {load:.1f}, {platform.python_version()}, "
