@@ -157,6 +157,14 @@ def top_k(
       ``(values [..., k], indices [..., k] int32, valid [..., k] bool)``; values
       descending, ties by smaller index; ``valid`` is False where fewer than ``k``
       entries were unmasked.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrank.topk import top_k
+      >>> s = jnp.array([0.5, 2.0, 2.0, 1.0])
+      >>> v, i, ok = top_k(s, 3, where=jnp.array([True, True, False, True]))
+      >>> v.tolist(), i.tolist(), ok.tolist()  # index 2 is masked; 1.0 comes third
+      ([2.0, 1.0, 0.5], [1, 3, 0], [True, True, True])
     """
     n = scores.shape[-1]
     if not 0 < k <= n:
@@ -183,6 +191,15 @@ def merge(
     Both lists must be ordered as :func:`top_k` returns them and every index in ``a``
     must be smaller than every index in ``b`` (``a`` holds earlier chunks); then the
     result equals :func:`top_k` over the union.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrank.topk import merge, top_k
+      >>> a = top_k(jnp.array([3.0, 1.0]), 2)  # chunk of indices 0, 1
+      >>> b = top_k(jnp.array([3.0, 2.0]), 2, offset=2)  # indices 2, 3
+      >>> v, i, ok = merge(*a, *b, k=3)
+      >>> v.tolist(), i.tolist()  # the tie at 3.0 goes to the smaller index
+      ([3.0, 3.0, 2.0], [0, 2, 3])
     """
     values = jnp.concatenate(
         [jnp.where(valid_a, values_a, -jnp.inf), jnp.where(valid_b, values_b, -jnp.inf)], axis=-1
@@ -210,7 +227,18 @@ def scan_top_k(
     ``score_chunk(chunk) -> (scores [*batch_shape, m], where [*batch_shape, m])``
     scores one chunk (a pytree slice of ``chunks`` along axis 0, which must also
     hold the chunk's global ``"offset"`` under that key). Chunks must cover
-    increasing global index ranges.
+    increasing global index ranges. Returns ``(values, indices, valid)``, each
+    ``[*batch_shape, k]``, equal to :func:`top_k` over all chunks at once.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrank.topk import scan_top_k
+      >>> x = jnp.array([0.1, 0.9, 0.4, 0.8, 0.2, 0.7])  # three chunks of two
+      >>> chunks = {"x": x.reshape(3, 2), "offset": jnp.array([0, 2, 4])}
+      >>> score = lambda c: (c["x"], jnp.ones(2, bool))
+      >>> v, i, ok = scan_top_k(score, chunks, 3, ())
+      >>> i.tolist()  # 0.9, 0.8, 0.7
+      [1, 3, 5]
     """
     init = (
         jnp.full((*batch_shape, k), -jnp.inf, jnp.float32),

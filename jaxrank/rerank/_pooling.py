@@ -50,10 +50,20 @@ __all__ = ["pool_tokens", "ward_clusters"]
 
 
 def ward_clusters(features: jax.Array, valid: jax.Array, num_clusters: jax.Array) -> jax.Array:
-    """Ward agglomeration of ``features [n, f]`` (rows where ``valid``) to ``num_clusters``.
+    r"""Ward agglomeration of ``features [n, f]`` (rows where ``valid``) to ``num_clusters``.
 
     Returns ``[n]`` int32 labels: each valid row's label is the smallest row index of its
-    cluster; invalid rows get ``-1``.
+    cluster; invalid rows get ``-1``. Each merge joins the two clusters whose union
+    least increases the within-cluster variance,
+    :math:`\Delta(a, b) = \frac{n_a n_b}{n_a + n_b} \lVert \mu_a - \mu_b \rVert^2`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrank.rerank import ward_clusters
+      >>> x = jnp.array([[0.0], [0.1], [5.0], [5.2], [9.0]])
+      >>> valid = jnp.array([True, True, True, True, False])
+      >>> ward_clusters(x, valid, 2).tolist()  # {0, 1} and {2, 3}; row 4 is padding
+      [0, 0, 2, 2, -1]
     """
     n = features.shape[0]
     x = jnp.where(valid[:, None], features.astype(jnp.float32), 0.0)

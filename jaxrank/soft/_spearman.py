@@ -25,7 +25,17 @@ from jaxrank.soft._permutahedron import soft_rank
 
 
 def tie_averaged_rank(y, valid):
-    """Ascending ranks 1..m with ties sharing their average rank (0 on masked)."""
+    """Ascending ranks ``[..., n]`` of ``y [..., n]`` over the ``valid`` items: 1..m,
+    ties sharing their average rank (SciPy's ``rankdata(method="average")``), 0 on
+    masked items.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrank.soft import tie_averaged_rank
+      >>> y = jnp.array([2.0, 1.0, 2.0, 9.0])
+      >>> tie_averaged_rank(y, jnp.array([True, True, True, False])).tolist()
+      [2.5, 1.0, 2.5, 0.0]
+    """
     perm = argsort_desc(-y, valid)
     s = take(jnp.where(valid, y, 0), perm)
     n = y.shape[-1]
