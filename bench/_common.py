@@ -7,6 +7,13 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """The shared data folder: ``$JAXRANK_TEST_DATA``, else ``../shared/data`` beside the repo."""
+    repo = Path(__file__).resolve().parents[1]
+    return Path(os.environ.get("JAXRANK_TEST_DATA", repo.parent / "shared" / "data"))
 
 
 def cpu_model() -> str:

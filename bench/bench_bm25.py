@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_model  # noqa: E402
+from _common import cpu_model, data_dir  # noqa: E402
 
 
 def machine() -> str:
@@ -300,7 +300,7 @@ def bench_synthetic(n_docs: int, repeats: int, seed: int = 0) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default = Path(os.environ.get("JAXRANK_TEST_DATA", REPO.parent / "shared" / "data"))
+    default = data_dir()
     ap.add_argument("--data", type=Path, default=default / "beir_scifact")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--synthetic", type=int, default=0, help="synthetic corpus size (0: off)")

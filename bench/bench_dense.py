@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_s, machine, table
+from _common import data_dir, fmt_s, machine, table
 from _dense_data import corpus_and_queries
 
 from jaxrank.quant import binary_quantize, quantize_int8
@@ -363,12 +363,7 @@ def run_scale_check(n, repeats, faiss, with_faiss):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = Path(__file__).resolve().parent.parent
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("JAXRANK_TEST_DATA", here.parent / "shared" / "data")),
-    )
+    ap.add_argument("--data", type=Path, default=data_dir())
     ap.add_argument("--synthetic", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(

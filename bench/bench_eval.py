@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_s, machine, table, timeit
+from _common import data_dir, fmt_s, machine, table, timeit
 
 MEASURES = ["ndcg_cut.10", "map", "recall.100", "P.10", "recip_rank"]
 LABELS = ["ndcg_cut_10", "map", "recall_100", "P_10", "recip_rank"]
@@ -161,7 +161,7 @@ def bench(name, qrels_path, run_path, beir: bool, repeat: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("JAXRANK_TEST_DATA", "../shared/data"))
+    ap.add_argument("--data", default=str(data_dir()))
     ap.add_argument("--queries", type=int, default=100_000, help="synthetic queries")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache", default="/tmp/jaxrank-bench", help="synthetic files folder")

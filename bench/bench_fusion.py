@@ -26,13 +26,11 @@ medians and ratios. Pin one core for comparable numbers:
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import platform
 import statistics
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import jax
@@ -40,15 +38,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrank.fusion import fuse, fuse_arrays, runs_to_arrays
+from jaxrank.io import read_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_model
+from _common import cpu_model, data_dir
 
 METHODS = [("rrf", "min-max"), ("sum", "min-max"), ("mnz", "min-max"), ("bordafuse", "min-max")]
 LABEL = {"rrf": "RRF", "sum": "CombSUM+min-max", "mnz": "CombMNZ+min-max", "bordafuse": "Borda"}
-DATA = Path(
-    os.environ.get("JAXRANK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+DATA = data_dir()
 
 
 def load() -> str:
@@ -80,12 +77,7 @@ def timeit(fn, repeats: int) -> float:
 
 
 def load_gz(path) -> dict[str, dict[str, float]]:
-    d: dict[str, dict[str, float]] = defaultdict(dict)
-    with gzip.open(path, "rt") as fh:
-        for line in fh:
-            q, _, doc, _, s, _ = line.split()
-            d[q][doc] = float(s)
-    return dict(d)
+    return read_run(path).to_dict()
 
 
 def bench_workload(name, ranx_runs, arrays, files, repeats, rows, ranx_runs_borda=None,

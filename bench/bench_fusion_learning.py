@@ -10,7 +10,7 @@ normalized scores (``wsum``) and weighted RRF (weights and k).
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,9 +21,10 @@ from jaxrank.fusion import fuse_input, grid_search, learn_weights, runs_to_array
 from jaxrank.fusion._optimize import _subset
 from jaxrank.io import read_beir_qrels, read_run
 
-DATA = Path(
-    os.environ.get("JAXRANK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import data_dir
+
+DATA = data_dir()
 
 
 def main() -> None:

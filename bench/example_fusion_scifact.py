@@ -19,12 +19,11 @@ Run: ``python bench/example_fusion_scifact.py [--data DIR]`` (a few seconds).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table
+from _common import data_dir, table
 
 from jaxrank.eval import evaluate
 from jaxrank.fusion import fuse
@@ -37,12 +36,7 @@ QRELS = "beir_scifact/qrels/test.tsv"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    here = Path(__file__).resolve().parent.parent
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("JAXRANK_TEST_DATA", here.parent / "shared" / "data")),
-    )
+    ap.add_argument("--data", type=Path, default=data_dir())
     args = ap.parse_args()
     qrels = read_beir_qrels(args.data / QRELS)
     bm25, dense = read_run(args.data / BM25), read_run(args.data / DENSE)

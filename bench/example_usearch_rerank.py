@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_s, machine, table
+from _common import data_dir, fmt_s, machine, table
 
 from jaxrank.eval import evaluate
 from jaxrank.fusion import fuse
@@ -61,12 +61,7 @@ def overlap(a, b) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    here = Path(__file__).resolve().parent.parent
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("JAXRANK_TEST_DATA", here.parent / "shared" / "data")),
-    )
+    ap.add_argument("--data", type=Path, default=data_dir())
     args = ap.parse_args()
     try:
         from usearch.index import Index

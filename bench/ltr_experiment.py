@@ -44,7 +44,7 @@ from jaxrank.io import read_svmlight
 from jaxrank.nn import MLPScorer, fit, predict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_model
+from _common import cpu_model, data_dir
 
 KS = (1, 3, 5, 10)
 PUBLISHED_LIGHTGBM = {1: 0.6038, 3: 0.6299, 5: 0.6696, 10: 0.7423}  # SOURCE.md
@@ -280,8 +280,7 @@ def main(argv=None) -> None:
     if unknown:
         p.error(f"unknown losses {unknown}; known: {sorted(LOSSES)}")
 
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    data = args.data or Path(os.environ.get("JAXRANK_TEST_DATA", shared)) / "lightgbm_lambdarank"
+    data = args.data or data_dir() / "lightgbm_lambdarank"
     train = read_svmlight(data / "rank.train", num_features=300)
     test = read_svmlight(data / "rank.test", num_features=300)
     print(f"machine: {_machine()}")
