@@ -5,6 +5,8 @@
 //   (ties: smaller partition), scan them in increasing partition order in place
 //   (no gathered copy) with a running top-k heap, and return the top-k corpus ids.
 //   Ties go to the smaller (partition, row) position, like the pure-JAX path.
+// * jaxrank_int8_topk (XLA FFI): exact int8 search (VNNI dot products of the
+//   native core) fused with a per-query top-k heap; no [B, N] score matrix.
 // * jaxrank_ward_nnchain (plain C, host): Ward agglomeration by the nearest-neighbour
 //   chain (O(n^2) time, as SciPy's `linkage(method="ward")`), cut to k clusters.
 //
@@ -33,6 +35,7 @@
 
 #include "xla/ffi/api/ffi.h"
 
+#include "kernels.h"
 #include "parallel.h"
 
 namespace ffi = xla::ffi;
@@ -303,12 +306,12 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
           for (; r + 4 <= r1; r += 4) {
             fn.dots4(u, base + r * D, D, s4);
             for (int j = 0; j < 4; ++j)
-              if (w[r + j] && !std::isnan(s4[j])) top.push(s4[j], pos0 + r + j);
+              if (w[r + j] && s4[j] > ninf) top.push(s4[j], pos0 + r + j);
           }
           for (; r < r1; ++r) {
             if (!w[r]) continue;
             const float sc = fn.dot1(u, base + r * D, D);
-            if (!std::isnan(sc)) top.push(sc, pos0 + r);
+            if (sc > ninf) top.push(sc, pos0 + r);  // NaN and -inf: never returned
           }
         }
       }
@@ -331,11 +334,123 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
   return ffi::Error::Success();
 }
 
+
+// Best first: score descending, then position ascending (the order of every result).
+bool best_first(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+// Exact int8 search fused with its top-k: q [B, D] f32 (quantized here), codes [N, D] s8,
+// scales [N] f32 -> scores [B, k] f32, ids [B, k] s32, valid [B, k] pred. The score of
+// row n is float(dot_i8(qc_b, codes_n)) * (qs_b * scales_n), the pure-JAX path's
+// float32 operations in the same order (bit-identical); NaN and -inf scores are never
+// returned, ties go to the smaller row. Work items are (16-query block, row chunk)
+// pairs with a heap per query each; chunks are merged at the end. Small jobs (under
+// 2^22 multiply-adds) run on the calling thread: waking the pool costs more.
+ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::S8> codes,
+                        ffi::Buffer<ffi::F32> scales,
+                        ffi::ResultBuffer<ffi::F32> out_s, ffi::ResultBuffer<ffi::S32> out_i,
+                        ffi::ResultBuffer<ffi::PRED> out_v, int64_t num_threads) {
+  const auto qd = q.dimensions(), cd = codes.dimensions(), od = out_s->dimensions();
+  if (qd.size() != 2 || cd.size() != 2 || od.size() != 2)
+    return ffi::Error::InvalidArgument("jaxrank native int8_topk: operand ranks");
+  const int64_t B = qd[0], D = qd[1], N = cd[0], k = od[1];
+  if (cd[1] != D || od[0] != B || scales.dimensions()[0] != N || k < 1 || k > N)
+    return ffi::Error::InvalidArgument("jaxrank native int8_topk: shape mismatch");
+  if (D > 65793)
+    return ffi::Error::InvalidArgument("jaxrank native int8_topk: D > 65793 overflows int32");
+  if (B == 0) return ffi::Error::Success();
+  // queries quantized as jaxrank.quant.quantize_int8, in its float32 operations:
+  // scale = max|q| * f32(1/127), codes = clip(round_half_even(q * (1 / scale)), -127,
+  // 127) (1 / 1 for a zero query; NaN codes 0; a NaN query has scale NaN, so every
+  // score is NaN and nothing is returned)
+  std::vector<int8_t> qcodes(B * D);
+  std::vector<float> qscale(B);
+  for (int64_t b = 0; b < B; ++b) {
+    const float* x = q.typed_data() + b * D;
+    float amax = 0.0f;
+    for (int64_t j = 0; j < D; ++j) {
+      const float a = std::fabs(x[j]);
+      amax = (std::isnan(a) || std::isnan(amax)) ? std::numeric_limits<float>::quiet_NaN()
+                                                  : std::max(amax, a);
+    }
+    const float scale = amax * static_cast<float>(1.0 / 127.0);
+    const float inv = 1.0f / (scale > 0 ? scale : 1.0f);
+    for (int64_t j = 0; j < D; ++j) {
+      const float r = std::nearbyint(x[j] * inv);
+      qcodes[b * D + j] = std::isnan(r) ? 0 : static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+    }
+    qscale[b] = scale;
+  }
+  const int8_t* qb = qcodes.data();
+  const float* qsb = qscale.data();
+  const int8_t* cb = codes.typed_data();
+  const float* sb = scales.typed_data();
+  const auto& kern = jaxrank::best_kernels();
+  const float ninf = -std::numeric_limits<float>::infinity();
+  constexpr int64_t kQB = 16, kTile = 256;
+  const int64_t pool_threads =
+      num_threads > 0 ? num_threads : std::max<int64_t>(1, pool.num_threads());
+  const bool small = B * N * D < (int64_t{1} << 22);
+  const int64_t threads = small ? 1 : pool_threads;
+  const int64_t n_qb = (B + kQB - 1) / kQB;
+  const int64_t want = small ? 1 : 4 * threads;  // items wanted
+  int64_t n_chunks = std::clamp<int64_t>((want + n_qb - 1) / n_qb, 1, (N + kTile - 1) / kTile);
+  const int64_t chunk = ((N + n_chunks - 1) / n_chunks + kTile - 1) / kTile * kTile;
+  n_chunks = (N + chunk - 1) / chunk;
+  std::vector<std::vector<std::pair<float, int64_t>>> found(n_chunks * B);
+  auto item = [&](int64_t it) {
+    const int64_t b0 = (it / n_chunks) * kQB, b1 = std::min(B, b0 + kQB), nq = b1 - b0;
+    const int64_t r0 = (it % n_chunks) * chunk, r1 = std::min(N, r0 + chunk);
+    std::vector<int32_t> dots(nq * kTile);
+    std::vector<TopK> tops;
+    tops.reserve(nq);
+    for (int64_t t = 0; t < nq; ++t) tops.emplace_back(k);
+    for (int64_t t0 = r0; t0 < r1; t0 += kTile) {
+      const int64_t m = std::min(r1, t0 + kTile) - t0;
+      kern.dot_i8(qb + b0 * D, nq, D, cb + t0 * D, 0, m, dots.data(), kTile);
+      for (int64_t t = 0; t < nq; ++t) {
+        const float sq = qsb[b0 + t];
+        const int32_t* row = dots.data() + t * kTile;
+        TopK& top = tops[t];
+        for (int64_t j = 0; j < m; ++j) {
+          const float s = static_cast<float>(row[j]) * (sq * sb[t0 + j]);
+          if (s > ninf && (!top.full() || s > top.threshold())) top.push(s, t0 + j);
+        }
+      }
+    }
+    for (int64_t t = 0; t < nq; ++t) found[(it % n_chunks) * B + b0 + t] = std::move(tops[t].h);
+  };
+  if (threads == 1) {
+    for (int64_t it = 0; it < n_qb * n_chunks; ++it) item(it);
+  } else {
+    parallel_for(pool, n_qb * n_chunks, threads, item);
+  }
+  float* os = out_s->typed_data();
+  int32_t* oi = out_i->typed_data();
+  bool* ov = out_v->typed_data();
+  std::vector<std::pair<float, int64_t>> all;
+  for (int64_t b = 0; b < B; ++b) {
+    all.clear();
+    for (int64_t c = 0; c < n_chunks; ++c)
+      all.insert(all.end(), found[c * B + b].begin(), found[c * B + b].end());
+    const int64_t got = std::min<int64_t>(k, all.size());
+    std::partial_sort(all.begin(), all.begin() + got, all.end(), best_first);
+    for (int64_t j = 0; j < k; ++j) {
+      const bool ok = j < got;
+      os[b * k + j] = ok ? all[j].first : ninf;
+      oi[b * k + j] = ok ? static_cast<int32_t>(all[j].second) : 0;
+      ov[b * k + j] = ok;
+    }
+  }
+  return ffi::Error::Success();
+}
 }  // namespace
 
 #define JAXRANK_EXPORT __attribute__((visibility("default")))
 extern "C" {
 JAXRANK_EXPORT XLA_FFI_Error* jaxrank_ivf_flat(XLA_FFI_CallFrame*);
+JAXRANK_EXPORT XLA_FFI_Error* jaxrank_int8_topk(XLA_FFI_CallFrame*);
 JAXRANK_EXPORT int jaxrank_ward_nnchain(const float* d2, int64_t n, int64_t k, int32_t* labels);
 }
 
@@ -352,6 +467,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxrank_ivf_flat, IvfFlatImpl,
                                   .Ret<ffi::Buffer<ffi::PRED>>()  // valid [Q, k]
                                   .Attr<int64_t>("nprobe")
                                   .Attr<int64_t>("normalize")
+                                  .Attr<int64_t>("num_threads"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxrank_int8_topk, Int8TopkImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // queries [B, D]
+                                  .Arg<ffi::Buffer<ffi::S8>>()    // corpus codes [N, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // corpus scales [N]
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // scores [B, k]
+                                  .Ret<ffi::Buffer<ffi::S32>>()   // ids [B, k]
+                                  .Ret<ffi::Buffer<ffi::PRED>>()  // valid [B, k]
                                   .Attr<int64_t>("num_threads"));
 
 // Ward clustering of n points given their squared Euclidean distances d2 [n, n]

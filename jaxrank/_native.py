@@ -37,6 +37,7 @@ TARGETS = (
     "jaxrank_soft_argsort",
     "jaxrank_soft_pav",
     "jaxrank_ivf_flat",
+    "jaxrank_int8_topk",
     "jaxrank_ward_pool",
 )
 _ABI = 1

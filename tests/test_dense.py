@@ -136,6 +136,41 @@ def test_exact_int8(jit, quantize_queries):
         np.testing.assert_array_equal(np.asarray(hits.scores), _ref_topk(s32, 7)[0])
 
 
+@given(
+    n=st.sampled_from([5, 300, 3001]),
+    b=st.sampled_from([1, 17, 40]),
+    k=st.sampled_from([1, 5, 64]),
+    seed=st.integers(0, 2**16),
+)
+def test_exact_int8_native_equals_jax_path(n, b, k, seed):
+    """jaxrank_int8_topk (one native call: query quantization, VNNI scan, heap) vs the
+    pure-JAX path (quantize_int8, int8_scores, streaming top-k): identical scores,
+    ids and valid flags. Duplicated rows make exact ties (smaller row first); a NaN
+    scale row and a NaN query are never returned; a zero query scores 0 everywhere;
+    b x n x 64 >= 2^22 multiply-adds takes the threaded path (several row chunks)."""
+    require_native()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 64)).astype(np.float32)
+    x[n // 2 :: 7] = x[0]  # exact ties with row 0
+    codes, scales = quantize_int8(x)
+    scales = scales.at[n - 1].set(jnp.nan)  # a NaN row
+    q = rng.standard_normal((b, 64)).astype(np.float32)
+    q[0] = x[0]
+    if b > 2:
+        q[1] = 0.0
+        q[2, 3] = np.nan
+    k = min(k, n)
+    f = jax.jit(exact_search, static_argnames=("k", "impl"))
+    a = f(q, codes, k, scales=scales, impl="native")
+    r = f(q, codes, k, scales=scales, impl="jax")
+    for name in ("scores", "indices", "valid"):
+        np.testing.assert_array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(r, name)))
+    assert n - 1 not in np.asarray(a.indices)[np.asarray(a.valid)]
+    if b > 2:
+        assert not np.asarray(a.valid[2]).any()
+        np.testing.assert_array_equal(np.asarray(a.scores[1])[np.asarray(a.valid[1])], 0.0)
+
+
 def test_exact_binary_hamming():
     bits = binary_quantize(X)
     hits = exact_search(Q, bits, 10, metric="hamming", chunk_size=64)

@@ -38,6 +38,15 @@ def test_quantize_hand_example_and_roundtrip():
     zc, zs = quantize_int8(jnp.zeros((2, 4)))
     np.testing.assert_array_equal(np.asarray(zc), 0)
     np.testing.assert_array_equal(np.asarray(zs), 0)
+    # the documented float32 operations, in numpy: s = max|x| * f32(1/127),
+    # c = clip(rint(x * (1 / s)), -127, 127) -- bit for bit, with and without jit
+    x = np.asarray(jax.random.normal(jax.random.key(1), (300, 384)))
+    s = np.abs(x).max(-1) * np.float32(1 / 127)
+    c = np.clip(np.rint(x * (np.float32(1) / s)[:, None]), -127, 127).astype(np.int8)
+    for fn in (quantize_int8, jax.jit(quantize_int8)):
+        got_c, got_s = fn(x)
+        np.testing.assert_array_equal(np.asarray(got_s), s)
+        np.testing.assert_array_equal(np.asarray(got_c), c)
 
 
 @pytest.mark.parametrize("jit", [False, True])

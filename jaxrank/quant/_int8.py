@@ -25,9 +25,12 @@ def quantize_int8(x: Array, *, axis: int = -1) -> tuple[Array, Array]:
         s = \max_k |x_k| / 127,\qquad c_k = \mathrm{round}(x_k / s) \in [-127, 127]
 
     so :math:`x_k \approx s\,c_k`. Codes never take the value -128 (the kernels
-    accept it anyway). An all-zero vector gets scale 0 and zero codes. For
-    multi-vector documents ``[N, Ld, D]`` this gives one scale per token
-    ``[N, Ld]``.
+    accept it anyway). In float32 exactly: ``s = max|x| * f32(1/127)`` and
+    ``c = clip(round_half_even(x * (1 / s)), -127, 127)`` (the reciprocal forms are
+    spelled out, so XLA's division rewrites cannot change a code and the native
+    search kernels, which quantize queries themselves, agree bit for bit). An all-zero
+    vector gets scale 0 and zero codes. For multi-vector documents ``[N, Ld, D]``
+    this gives one scale per token ``[N, Ld]``.
 
     Args:
       x: ``[..., D]`` floating array (any float dtype; computed in float32).
@@ -48,9 +51,9 @@ def quantize_int8(x: Array, *, axis: int = -1) -> tuple[Array, Array]:
         raise TypeError(f"quantize_int8: x must be floating, got {x.dtype}")
     x = x.astype(jnp.float32)
     amax = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
-    scale = amax / 127.0
-    safe = jnp.where(scale > 0, scale, 1.0)
-    codes = jnp.clip(jnp.round(x / safe), -127, 127).astype(jnp.int8)
+    scale = amax * np.float32(1 / 127)
+    inv = 1.0 / jnp.where(scale > 0, scale, 1.0)
+    codes = jnp.clip(jnp.round(x * inv), -127, 127).astype(jnp.int8)
     return codes, jnp.squeeze(scale, axis=axis)
 
 

@@ -36,7 +36,14 @@ from jax import lax
 from jaxrank import _native
 from jaxrank import topk as _topk
 from jaxrank.quant import quantize_int8
-from jaxrank.retrieve._dense import SearchHits, _clean, _prepare_queries, _score_rows, rescore
+from jaxrank.retrieve._dense import (
+    SearchHits,
+    _clean,
+    _prepare_queries,
+    _score_rows,
+    _topk_ffi,
+    rescore,
+)
 from jaxrank.retrieve._kmeans import kmeans
 
 Array = jax.Array
@@ -301,16 +308,7 @@ def _ivf(index, queries, doc_where, *, k, nprobe, probe_chunk, query_chunk, quan
     q = queries.astype(jnp.float32)
 
     def native(q, centroids, vectors, where, ids):
-        n = q.shape[0]
-        call = jax.ffi.ffi_call(
-            "jaxrank_ivf_flat",
-            (
-                jax.ShapeDtypeStruct((n, k), jnp.float32),
-                jax.ShapeDtypeStruct((n, k), jnp.int32),
-                jax.ShapeDtypeStruct((n, k), jnp.bool_),
-            ),
-            vmap_method="sequential",
-        )
+        call = _topk_ffi("jaxrank_ivf_flat", q.shape[0], k)
         return SearchHits(
             *call(
                 q,
