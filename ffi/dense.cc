@@ -1,10 +1,12 @@
 // Dense-retrieval kernels of the jaxrank native core (CPU):
 //
 // * jaxrank_ivf_flat (XLA FFI): IVF search over float32 partitions padded to a fixed
-//   capacity. Per query: score the centroids, take the best `nprobe` partitions
-//   (ties: smaller partition), scan them in increasing partition order in place
-//   (no gathered copy) with a running top-k heap, and return the top-k corpus ids.
-//   Ties go to the smaller (partition, row) position, like the pure-JAX path.
+//   capacity; list l owns partitions pieces[l] .. pieces[l + 1] - 1 (more than one
+//   when build_ivf split an overfull list). Per query: score the list centroids,
+//   take the best `nprobe` lists (ties: smaller list), scan their partitions in
+//   increasing order in place (no gathered copy) with a running top-k heap, and
+//   return the top-k corpus ids. Ties go to the smaller (partition, row) position,
+//   like the pure-JAX path.
 // * jaxrank_int8_topk (XLA FFI): exact int8 search (VNNI dot products of the
 //   native core) fused with a per-query top-k heap; no [B, N] score matrix.
 // * jaxrank_ward_nnchain (plain C, host): Ward agglomeration by the nearest-neighbour
@@ -215,11 +217,12 @@ struct TopK {
 
 using jaxrank::parallel_for;
 
-// q [Q, D], centroids [P, D], vectors [P, cap, D] f32, where [P, cap] pred, ids [P, cap] s32
-// -> scores [Q, k] f32, ids [Q, k] s32, valid [Q, k] pred.
+// q [Q, D], centroids [L, D], pieces [L + 1] s32, vectors [P, cap, D] f32,
+// where [P, cap] pred, ids [P, cap] s32 -> scores [Q, k] f32, ids [Q, k] s32, valid [Q, k].
 ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
-                       ffi::Buffer<ffi::F32> centroids, ffi::Buffer<ffi::F32> vectors,
-                       ffi::Buffer<ffi::PRED> where, ffi::Buffer<ffi::S32> ids,
+                       ffi::Buffer<ffi::F32> centroids, ffi::Buffer<ffi::S32> pieces,
+                       ffi::Buffer<ffi::F32> vectors, ffi::Buffer<ffi::PRED> where,
+                       ffi::Buffer<ffi::S32> ids,
                        ffi::ResultBuffer<ffi::F32> out_s, ffi::ResultBuffer<ffi::S32> out_i,
                        ffi::ResultBuffer<ffi::PRED> out_v, int64_t nprobe, int64_t normalize,
                        int64_t num_threads) {
@@ -227,10 +230,15 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
   const auto od = out_s->dimensions();
   if (qd.size() != 2 || cd.size() != 2 || vd.size() != 3 || od.size() != 2)
     return ffi::Error::InvalidArgument("jaxrank native ivf_flat: operand ranks");
-  const int64_t Q = qd[0], D = qd[1], P = cd[0], cap = vd[1], k = od[1];
-  if (cd[1] != D || vd[0] != P || vd[2] != D || od[0] != Q || nprobe < 1 || nprobe > P ||
-      where.dimensions()[0] != P || where.dimensions()[1] != cap)
+  const int64_t Q = qd[0], D = qd[1], L = cd[0], P = vd[0], cap = vd[1], k = od[1];
+  if (cd[1] != D || vd[2] != D || od[0] != Q || nprobe < 1 || nprobe > L ||
+      pieces.dimensions()[0] != L + 1 || where.dimensions()[0] != P ||
+      where.dimensions()[1] != cap)
     return ffi::Error::InvalidArgument("jaxrank native ivf_flat: shape mismatch");
+  const int32_t* pc = pieces.typed_data();
+  for (int64_t l = 0; l < L; ++l)
+    if (pc[l] < 0 || pc[l] >= pc[l + 1] || pc[l + 1] > P)
+      return ffi::Error::InvalidArgument("jaxrank native ivf_flat: bad list pieces");
   const float* qb = q.typed_data();
   const float* cb = centroids.typed_data();
   const float* vb = vectors.typed_data();
@@ -249,9 +257,9 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
   auto block = [&](int64_t bi) {
     const int64_t q0 = bi * kBlock, q1 = std::min(Q, q0 + kBlock), nq = q1 - q0;
     std::vector<float> unit(nq * D);
-    std::vector<int32_t> probes(nq * nprobe);
-    std::vector<float> cs(P);
-    std::vector<int32_t> order(P);
+    std::vector<int32_t> probes(nq * nprobe);  // lists
+    std::vector<float> cs(L);
+    std::vector<int32_t> order(L);
     for (int64_t t = 0; t < nq; ++t) {
       const float* qv = qb + (q0 + t) * D;
       float* u = unit.data() + t * D;
@@ -265,8 +273,8 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
       }
       // coarse: the nprobe best partitions (score descending, then index)
       int64_t p = 0;
-      for (; p + 4 <= P; p += 4) fn.dots4(u, cb + p * D, D, cs.data() + p);
-      for (; p < P; ++p) cs[p] = fn.dot1(u, cb + p * D, D);
+      for (; p + 4 <= L; p += 4) fn.dots4(u, cb + p * D, D, cs.data() + p);
+      for (; p < L; ++p) cs[p] = fn.dot1(u, cb + p * D, D);
       for (auto& s : cs)
         if (std::isnan(s)) s = ninf;
       std::iota(order.begin(), order.end(), 0);
@@ -277,13 +285,18 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
       std::copy(order.begin(), order.begin() + nprobe, probes.begin() + t * nprobe);
     }
     // partition -> the block's queries probing it (CSR, partitions ascending)
-    std::vector<int32_t> start(P + 1, 0), members(nq * nprobe);
-    for (int32_t v : probes) ++start[v + 1];
+    std::vector<int32_t> start(P + 1, 0);
+    for (int32_t l : probes)
+      for (int32_t p = pc[l]; p < pc[l + 1]; ++p) ++start[p + 1];
     for (int64_t p = 0; p < P; ++p) start[p + 1] += start[p];
+    std::vector<int32_t> members(start[P]);
     {
       std::vector<int32_t> fill(start.begin(), start.end() - 1);
       for (int64_t t = 0; t < nq; ++t)
-        for (int64_t j = 0; j < nprobe; ++j) members[fill[probes[t * nprobe + j]]++] = int32_t(t);
+        for (int64_t j = 0; j < nprobe; ++j) {
+          const int32_t l = probes[t * nprobe + j];
+          for (int32_t p = pc[l]; p < pc[l + 1]; ++p) members[fill[p]++] = int32_t(t);
+        }
     }
     std::vector<TopK> tops;
     tops.reserve(nq);
@@ -304,6 +317,13 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
           TopK& top = tops[t];
           int64_t r = r0;
           for (; r + 4 <= r1; r += 4) {
+            // software prefetch of the row group 8 rows ahead: 1M x 384 synthetic, batch 1,
+            // nprobe 1, median per query 187 -> 157 us (4 ahead: 157, 16: 166; FAISS 113)
+            if (r + 12 <= used) {
+              const char* pf = reinterpret_cast<const char*>(base + (r + 8) * D);
+              for (int64_t off = 0; off < 4 * D * int64_t(sizeof(float)); off += 64)
+                __builtin_prefetch(pf + off);
+            }
             fn.dots4(u, base + r * D, D, s4);
             for (int j = 0; j < 4; ++j)
               if (w[r + j] && s4[j] > ninf) top.push(s4[j], pos0 + r + j);
@@ -338,6 +358,26 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
 // Best first: score descending, then position ascending (the order of every result).
 bool best_first(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
   return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+// found[c * B + b]: the heap of query b over row chunk c (chunks in row order) ->
+// the best k of each query, best first; unfilled slots -inf, id 0, invalid.
+void merge_found(const std::vector<std::vector<std::pair<float, int64_t>>>& found,
+                 int64_t n_chunks, int64_t B, int64_t k, float* os, int32_t* oi, bool* ov) {
+  std::vector<std::pair<float, int64_t>> all;
+  for (int64_t b = 0; b < B; ++b) {
+    all.clear();
+    for (int64_t c = 0; c < n_chunks; ++c)
+      all.insert(all.end(), found[c * B + b].begin(), found[c * B + b].end());
+    const int64_t got = std::min<int64_t>(k, all.size());
+    std::partial_sort(all.begin(), all.begin() + got, all.end(), best_first);
+    for (int64_t j = 0; j < k; ++j) {
+      const bool ok = j < got;
+      os[b * k + j] = ok ? all[j].first : -std::numeric_limits<float>::infinity();
+      oi[b * k + j] = ok ? static_cast<int32_t>(all[j].second) : 0;
+      ov[b * k + j] = ok;
+    }
+  }
 }
 
 // Exact int8 search fused with its top-k: q [B, D] f32 (quantized here), codes [N, D] s8,
@@ -426,25 +466,11 @@ ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buff
   } else {
     parallel_for(pool, n_qb * n_chunks, threads, item);
   }
-  float* os = out_s->typed_data();
-  int32_t* oi = out_i->typed_data();
-  bool* ov = out_v->typed_data();
-  std::vector<std::pair<float, int64_t>> all;
-  for (int64_t b = 0; b < B; ++b) {
-    all.clear();
-    for (int64_t c = 0; c < n_chunks; ++c)
-      all.insert(all.end(), found[c * B + b].begin(), found[c * B + b].end());
-    const int64_t got = std::min<int64_t>(k, all.size());
-    std::partial_sort(all.begin(), all.begin() + got, all.end(), best_first);
-    for (int64_t j = 0; j < k; ++j) {
-      const bool ok = j < got;
-      os[b * k + j] = ok ? all[j].first : ninf;
-      oi[b * k + j] = ok ? static_cast<int32_t>(all[j].second) : 0;
-      ov[b * k + j] = ok;
-    }
-  }
+  merge_found(found, n_chunks, B, k, out_s->typed_data(), out_i->typed_data(),
+              out_v->typed_data());
   return ffi::Error::Success();
 }
+
 }  // namespace
 
 #define JAXRANK_EXPORT __attribute__((visibility("default")))
@@ -458,7 +484,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxrank_ivf_flat, IvfFlatImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()   // queries [Q, D]
-                                  .Arg<ffi::Buffer<ffi::F32>>()   // centroids [P, D]
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // centroids [L, D]
+                                  .Arg<ffi::Buffer<ffi::S32>>()   // pieces [L + 1]
                                   .Arg<ffi::Buffer<ffi::F32>>()   // vectors [P, cap, D]
                                   .Arg<ffi::Buffer<ffi::PRED>>()  // where [P, cap]
                                   .Arg<ffi::Buffer<ffi::S32>>()   // ids [P, cap]

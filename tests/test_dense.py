@@ -22,6 +22,7 @@ from _native_helpers import require_native
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jaxrank import _native
 from jaxrank.quant import binary_quantize, quantize_int8
 from jaxrank.retrieve import (
     build_ivf,
@@ -348,6 +349,25 @@ def test_kmeans_recovers_blobs(batch_size):
     np.testing.assert_allclose(np.asarray(c), means, atol=tol)
 
 
+@pytest.mark.parametrize("batch_size", [None, 64])
+def test_kmeans_spherical(batch_size):
+    """spherical=True: unit centroids; Lloyd's centroid of a cluster is the normalized
+    mean of its (unit) rows (closed form: argmax_c sum_i <x_i, c> over |c| = 1)."""
+    _, x, labels = _blobs()
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    iters = 20 if batch_size is None else 60
+    c, a = kmeans(x, 4, key=jax.random.key(0), iters=iters, batch_size=batch_size,
+                  spherical=True)  # fmt: skip
+    a = np.asarray(a)
+    for lab in range(4):
+        assert len(set(a[labels == lab].tolist())) == 1
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(c), axis=-1), 1.0, rtol=1e-6)
+    if batch_size is None:
+        means = np.stack([x[a == j].mean(0) for j in range(4)])
+        means /= np.linalg.norm(means, axis=-1, keepdims=True)
+        np.testing.assert_allclose(np.asarray(c), means, atol=1e-5)
+
+
 def test_kmeans_plusplus_and_errors():
     _, x, _ = _blobs()
     c = np.asarray(kmeans_plusplus(jnp.asarray(x), 4, jax.random.key(3)))
@@ -432,13 +452,25 @@ def test_ivf_filter_and_errors():
     assert sorted(np.asarray(tight.ids)[np.asarray(tight.where)].tolist()) == list(range(1003))
     hits = ivf_search(tight, Q, 5, nprobe=8)
     np.testing.assert_array_equal(hits.indices, _ref_topk(_ref_scores(Q, X, "l2"), 5)[1])
-    # overflow="split": overfull partitions become pieces sharing the centroid
+    # overflow="split": an overfull list is stored as several partitions
     split = build_ivf(X, 8, key=jax.random.key(2), metric="l2", iters=3, capacity=60,
                       overflow="split")  # fmt: skip
-    assert split.capacity == 60 and split.n_partitions > 8 and int(split.where.sum()) == 1003
+    assert split.capacity == 60 and split.n_lists == 8 and split.n_partitions > 8
+    assert int(split.where.sum()) == 1003 and split.max_pieces > 1
     assert sorted(np.asarray(split.ids)[np.asarray(split.where)].tolist()) == list(range(1003))
-    hits = ivf_search(split, Q, 5, nprobe=split.n_partitions)
+    hits = ivf_search(split, Q, 5, nprobe=8)
     np.testing.assert_array_equal(hits.indices, _ref_topk(_ref_scores(Q, X, "l2"), 5)[1])
+    # nprobe=1 scans every partition of the best list: brute force over that list's rows
+    pieces, ids, where = (np.asarray(a) for a in (split.pieces, split.ids, split.where))
+    cent = np.asarray(split.centroids, np.float64)
+    best = np.argmax(2 * Q.astype(np.float64) @ cent.T - (cent**2).sum(-1), axis=-1)
+    for impl in ("native", "jax") if _native.available() else ("jax",):
+        hits = ivf_search(split, Q, 5, nprobe=1, impl=impl)
+        for qi, lst in enumerate(best):
+            rows = ids[pieces[lst] : pieces[lst + 1]][where[pieces[lst] : pieces[lst + 1]]]
+            s = _ref_scores(Q[qi : qi + 1], X[rows], "l2")[0]
+            want = rows[np.argsort(-s, kind="stable")[:5]]
+            np.testing.assert_array_equal(np.asarray(hits.indices[qi]), want)
     with pytest.raises(ValueError, match="overflow"):
         build_ivf(X, 8, key=jax.random.key(2), capacity=60, overflow="bogus")
     with pytest.raises(ValueError, match="n_partitions"):

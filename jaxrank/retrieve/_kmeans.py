@@ -80,20 +80,25 @@ def kmeans_plusplus(x: Array, n_clusters: int, key: Array) -> Array:
     return cent
 
 
-@partial(jax.jit, static_argnames=("iters", "chunk"))
-def _lloyd(x, cent, *, iters, chunk):
+def _unit(c: Array) -> Array:
+    n = jnp.linalg.norm(c, axis=-1, keepdims=True)
+    return c / jnp.where(n > 0, n, 1.0)
+
+
+@partial(jax.jit, static_argnames=("iters", "chunk", "spherical"))
+def _lloyd(x, cent, *, iters, chunk, spherical=False):
     def step(cent, _):
         a, d = _assign(x, cent, chunk)
         sums = jax.ops.segment_sum(x, a, num_segments=cent.shape[0])
         cnt = jax.ops.segment_sum(jnp.ones_like(d), a, num_segments=cent.shape[0])
         new = jnp.where(cnt[:, None] > 0, sums / jnp.maximum(cnt, 1.0)[:, None], cent)
-        return new, jnp.sum(d)
+        return (_unit(new) if spherical else new), jnp.sum(d)
 
     return lax.scan(step, cent, None, length=iters)
 
 
-@partial(jax.jit, static_argnames=("iters", "batch_size"))
-def _minibatch(x, cent, key, *, iters, batch_size):
+@partial(jax.jit, static_argnames=("iters", "batch_size", "spherical"))
+def _minibatch(x, cent, key, *, iters, batch_size, spherical=False):
     """Sculley (2010): per-centroid learning rate 1/count."""
 
     def step(carry, key):
@@ -107,7 +112,7 @@ def _minibatch(x, cent, key, *, iters, batch_size):
         lr = jnp.where(counts > 0, cnt / jnp.maximum(counts, 1.0), 0.0)[:, None]
         mean = sums / jnp.maximum(cnt, 1.0)[:, None]
         cent = jnp.where(cnt[:, None] > 0, cent + lr * (mean - cent), cent)
-        return (cent, counts), jnp.sum(d)
+        return (_unit(cent) if spherical else cent, counts), jnp.sum(d)
 
     counts = jnp.zeros((cent.shape[0],), jnp.float32)
     (cent, _), inertia = lax.scan(step, (cent, counts), jax.random.split(key, iters))
@@ -123,6 +128,7 @@ def kmeans(
     init: str | Array = "k-means++",
     batch_size: int | None = None,
     chunk_size: int = 4096,
+    spherical: bool = False,
 ) -> tuple[Array, Array]:
     r"""k-means clustering of ``x [N, D]`` into ``n_clusters`` centroids.
 
@@ -130,7 +136,10 @@ def kmeans(
     (:func:`kmeans_plusplus`), ``"random"`` (distinct random points) or an array
     ``[n_clusters, D]``. With ``batch_size`` each of the ``iters`` steps is a
     mini-batch update (Sculley, 2010) on ``batch_size`` random points instead of a
-    full Lloyd iteration.
+    full Lloyd iteration. ``spherical=True`` keeps the centroids on the unit sphere
+    (renormalized after every update; a zero centroid stays zero): for unit-norm
+    data the nearest centroid is then the one of largest dot product, the
+    assignment of inner-product IVF (spherical k-means, Dhillon & Modha, 2001).
 
     Returns:
       ``(centroids [n_clusters, D] float32, assignment [N] int32)``.
@@ -166,11 +175,14 @@ def kmeans(
         cent = jnp.asarray(init, jnp.float32)
         if cent.shape != (n_clusters, x.shape[1]):
             raise ValueError(f"init: expected [{n_clusters}, {x.shape[1]}], got {cent.shape}")
+    if spherical:
+        cent = _unit(cent)
     if iters:
         if batch_size is None:
-            cent, _ = _lloyd(x, cent, iters=iters, chunk=chunk_size)
+            cent, _ = _lloyd(x, cent, iters=iters, chunk=chunk_size, spherical=spherical)
         else:
-            cent, _ = _minibatch(x, cent, k_mb, iters=iters, batch_size=min(batch_size, n))
+            bs = min(batch_size, n)
+            cent, _ = _minibatch(x, cent, k_mb, iters=iters, batch_size=bs, spherical=spherical)
     assign, _ = jax.jit(_assign, static_argnums=2)(x, cent, chunk_size)
     return cent, assign
 
