@@ -38,6 +38,7 @@ TARGETS = (
     "jaxrank_soft_pav",
     "jaxrank_ivf_flat",
     "jaxrank_int8_topk",
+    "jaxrank_pq_topk",
     "jaxrank_ward_pool",
 )
 _ABI = 1

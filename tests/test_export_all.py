@@ -92,6 +92,18 @@ def _fuse_arrays():
     return (lambda i, s, w: fuse_arrays(i, s, w, method="rrf", k=4)), (ids, scores, where)
 
 
+def _pq(fn):
+    from jaxrank import retrieve
+
+    pq = retrieve.train_pq(CORPUS, 2, key=KEY, n_bits=2, iters=2)
+    codes = retrieve.pq_encode(pq, CORPUS)
+    if fn == "pq_search":
+        return (lambda q, c: retrieve.pq_search(q, pq, c, 3)), (QV, codes)
+    if fn == "pq_encode":
+        return (lambda x: retrieve.pq_encode(pq, x)), (CORPUS,)
+    return (lambda c: retrieve.pq_decode(pq, c)), (codes,)
+
+
 def _ivf_search():
     from jaxrank.retrieve import build_ivf, ivf_search
 
@@ -341,6 +353,9 @@ CASES = {
         (CORPUS, KEY),
     ),
     "retrieve.ivf_search": _ivf_search,
+    "retrieve.pq_search": lambda: _pq("pq_search"),
+    "retrieve.pq_encode": lambda: _pq("pq_encode"),
+    "retrieve.pq_decode": lambda: _pq("pq_decode"),
     "retrieve.sharded_search": _sharded_search,
     "retrieve.Searcher.search (jitted scoring)": _searcher_scoring,
     # rerank
@@ -460,6 +475,8 @@ HOST = {
     "retrieve.rm3": "host PRF driver around Searcher (strings, vocabularies)",
     "retrieve.robertson_expansion": "host PRF driver around Searcher",
     "retrieve.build_ivf": "host driver building an IVFIndex with kmeans (exported above)",
+    "retrieve.train_pq": "host driver (argument and finiteness checks) around a jitted "
+    "per-subspace Lloyd k-means (kmeans is exported above)",
     # rerank
     "rerank.highlight": "string formatting of an Alignment",
     # nn: host loops and serialization (the heads export in tests/test_nn.py)

@@ -62,17 +62,23 @@ from jaxrank.retrieve._dense import (
 )
 from jaxrank.retrieve._ivf import IVFIndex, build_ivf, ivf_search
 from jaxrank.retrieve._kmeans import kmeans, kmeans_plusplus
+from jaxrank.retrieve._pq import PQCodebook, pq_decode, pq_encode, pq_search, train_pq
 
 __all__ += [
     "DENSE_METRICS",
     "IVFIndex",
+    "PQCodebook",
     "SearchHits",
     "build_ivf",
     "exact_search",
     "ivf_search",
     "kmeans",
     "kmeans_plusplus",
+    "pq_decode",
+    "pq_encode",
+    "pq_search",
     "rescore",
     "sharded_search",
+    "train_pq",
     "two_stage_search",
 ]
