@@ -14,13 +14,15 @@ Systems (inner product on unit vectors = cosine; top-10):
   exact=True)``) and usearch HNSW (f32, default connectivity, ``expansion_search=64``);
 * PQ: jaxrank ``train_pq``/``pq_search`` (ADC tables, optional float32 rescoring) vs
   FAISS ``IndexPQ`` with the same subspaces and 8 bits;
-* IVF recall/speed curve: jaxrank ``build_ivf``/``ivf_search`` (float32 lists) vs FAISS
-  ``IndexIVFFlat`` with the same number of lists, for nprobe = 1..64; "equal recall"
-  rows compare the fastest setting of each reaching recall@10 >= 0.9 / 0.95.
+* IVF recall/speed curve: jaxrank ``build_ivf``/``ivf_search`` (float32 lists, native
+  scan; padded and split storage) vs FAISS ``IndexIVFFlat`` with the same number of
+  lists, k-means on the same number of rows, for nprobe = 1..256 (until all reach
+  0.99); "equal recall" rows compare the fastest setting of each reaching recall@10
+  >= 0.9 / 0.95.
 
 recall@10 = |top-10 ∩ exact float top-10| / 10, averaged over queries. QPS at batch 1
 = 1 / median single-query latency (one query per call, results fetched to the host;
-up to 32 queries x repeats, at most ~2 s per system); at batch 256 = 256 / median time
+up to 128 queries x repeats, at most ~2 s per system); at batch 256 = 256 / median time
 of one 256-query call. Build/train time is excluded
 from QPS. Every system uses all cores of the machine (``os.cpu_count()``).
 
@@ -172,101 +174,77 @@ def run_exact(name, x, q, faiss, repeats, hnsw=True):
 
 
 def run_ivf(name, x, q, ref, faiss, n_lists, repeats):
-    d = x.shape[1]
+    """IVF recall/speed curve. Both sides: inner product on unit vectors, k-means with
+    random init and 10 iterations on min(N, 256 x lists) rows (FAISS's default cap).
+    jaxrank variants: "padded" (capacity = the largest list; only up to 200k rows, the
+    padding grows with the corpus) and "split" (capacity 1.2 x the mean list, larger
+    lists stored as several partitions, probed together)."""
+    d, n = x.shape[1], len(x)
+    train = min(n, 256 * n_lists)
+    cap = -(-int(1.2 * n / n_lists) // 8) * 8
+    settings = {"jaxrank split": dict(capacity=cap, overflow="split")}
+    if n <= 200_000:
+        settings = {"jaxrank padded": {}, **settings}
+    indexes, builds = {}, {}
+    for label, extra in settings.items():
+        t0 = time.perf_counter()
+        indexes[label] = build_ivf(
+            x, n_lists, key=jax.random.key(0), metric="cosine", iters=10, init="random",
+            train_size=train, **extra,
+        )  # fmt: skip
+        jax.block_until_ready(indexes[label].vectors)
+        builds[label] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    index = build_ivf(
-        x,
-        n_lists,
-        key=jax.random.key(0),
-        metric="cosine",
-        iters=10,
-        train_size=min(len(x), 64 * n_lists),
-    )
-    jax.block_until_ready(index.vectors)
-    t_build = time.perf_counter() - t0
-    cap = -(-int(1.2 * len(x) / n_lists) // 8) * 8  # 1.2 x the mean list, rows spilled
-    tight = build_ivf(
-        x,
-        n_lists,
-        key=jax.random.key(0),
-        metric="cosine",
-        iters=10,
-        train_size=min(len(x), 64 * n_lists),
-        capacity=max(cap, -(-len(x) // n_lists)),
-    )
-    t0 = time.perf_counter()
-    quant = faiss.IndexFlatIP(d)
-    fivf = faiss.IndexIVFFlat(quant, d, n_lists, faiss.METRIC_INNER_PRODUCT)
-    fivf.train(x[np.random.default_rng(0).permutation(len(x))[: 64 * n_lists]])
+    fivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, n_lists, faiss.METRIC_INNER_PRODUCT)
+    fivf.train(x[np.random.default_rng(0).permutation(n)[:train]])
     fivf.add(x)
-    f_build = time.perf_counter() - t0
-    rows, curve = [], {"jaxrank": [], "jaxrank spill": [], "FAISS": []}
-    probes = [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256) if p <= n_lists]
-    for p in probes:
+    builds["FAISS"] = time.perf_counter() - t0
+    curve = {label: [] for label in [*indexes, "FAISS"]}
+    rows = []
+    for p in [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256) if p <= n_lists]:
         jf = jax.jit(partial(ivf_search, k=K, nprobe=p))
-        jfn = lambda qq, jf=jf: _np(jf(index, qq))  # noqa: E731
-        sfn = lambda qq, jf=jf: _np(jf(tight, qq))  # noqa: E731
         fivf.nprobe = p
-        ffn = lambda qq: fivf.search(qq, K)[1]  # noqa: E731
-        for sys_name, fn in (("jaxrank", jfn), ("jaxrank spill", sfn), ("FAISS", ffn)):
+        fns = {label: (lambda qq, jf=jf, ix=ix: _np(jf(ix, qq))) for label, ix in indexes.items()}
+        fns["FAISS"] = lambda qq: fivf.search(qq, K)[1]
+        row = [str(p)]
+        for label, fn in fns.items():
             r = recall(fn(q), ref)
             t1 = per_query_seconds(fn, q, repeats)
             tb = batch_seconds(fn, q[:256], repeats)
-            curve[sys_name].append((p, r, t1, tb))
-        (_, rj, j1, jb), (_, rf, f1, fb) = curve["jaxrank"][-1], curve["FAISS"][-1]
-        _, rs, s1, sb = curve["jaxrank spill"][-1]
-        rows.append(
-            [
-                str(p),
-                f"{rj:.3f}",
-                f"{1 / j1:,.0f}",
-                f"{len(q[:256]) / jb:,.0f}",
-                f"{rs:.3f}",
-                f"{1 / s1:,.0f}",
-                f"{len(q[:256]) / sb:,.0f}",
-                f"{rf:.3f}",
-                f"{1 / f1:,.0f}",
-                f"{len(q[:256]) / fb:,.0f}",
-            ]
-        )
-    print(
-        f"\n### IVF, {name}: {n_lists} lists (jaxrank capacity {index.capacity}, fill "
-        f"{index.fill:.2f}; spill: capacity {tight.capacity}, fill {tight.fill:.2f}); "
-        f"build: jaxrank {fmt_s(t_build)}, FAISS {fmt_s(f_build)}\n"
+            curve[label].append((p, r, t1, tb))
+            row += [f"{r:.3f}", f"{1 / t1:,.0f}", f"{len(q[:256]) / tb:,.0f}"]
+        rows.append(row)
+        if all(pts[-1][1] >= 0.99 for pts in curve.values()):
+            break
+    shapes = "; ".join(
+        f"{label}: {ix.n_partitions} partitions of capacity {ix.capacity}, fill {ix.fill:.2f}"
+        for label, ix in indexes.items()
     )
+    built = ", ".join(f"{label} {fmt_s(t)}" for label, t in builds.items())
     print(
-        table(
-            [
-                "nprobe",
-                "jaxrank recall@10",
-                "jaxrank QPS b=1",
-                "jaxrank QPS b=256",
-                "spill recall@10",
-                "spill QPS b=1",
-                "spill QPS b=256",
-                "FAISS recall@10",
-                "FAISS QPS b=1",
-                "FAISS QPS b=256",
-            ],
-            rows,
-        )
+        f"\n### IVF, {name}: {n_lists} lists, k-means on {train:,} rows ({shapes}); "
+        f"build: {built}\n"
     )
+    head = ["nprobe"]
+    for label in curve:
+        head += [f"{label} recall@10", "QPS b=1", "QPS b=256"]
+    print(table(head, rows))
     eq = []
     for target in (0.9, 0.95):
         pick = {}
-        for sys_name, pts in curve.items():
+        for label, pts in curve.items():
             ok = [pt for pt in pts if pt[1] >= target]
-            pick[sys_name] = ok[0] if ok else None
+            pick[label] = ok[0] if ok else None
         f = pick["FAISS"]
-        for variant in ("jaxrank", "jaxrank spill"):
-            j = pick[variant]
+        for label in indexes:
+            j = pick[label]
             if j is None or f is None:
-                eq.append([f"{target}", variant, "not reached", "", ""])
+                eq.append([f"{target}", label, "not reached", "", ""])
                 continue
             eq.append(
                 [
                     f"{target}",
-                    variant,
+                    label,
                     f"nprobe={j[0]} ({j[1]:.3f}) / FAISS nprobe={f[0]} ({f[1]:.3f})",
                     f"{f[2] / j[2]:.2f}x",
                     f"{f[3] / j[3]:.2f}x",
@@ -477,7 +455,7 @@ def main() -> None:
         f32 = jax.jit(partial(exact_search, k=K, chunk_size=16384))
         xj = jnp.asarray(xs)
         t_exact = per_query_seconds(lambda qq: _np(f32(qq, xj)), qs, args.repeats)
-        ok = [pt for pt in curve["jaxrank"] if pt[1] >= 0.95]
+        ok = [pt for pt in curve["jaxrank split"] if pt[1] >= 0.95]
         if ok:
             p, r, t1, _ = ok[0]
             print(
