@@ -269,6 +269,17 @@ def merge_across(
     Each device passes its local top list ``[..., k_local]`` (device ``i`` holding
     smaller global indices than device ``i+1``); every device gets the global top
     ``k``. Communication: one ``all_gather`` of ``k_local`` entries per device.
+
+    Example (lists sharded over the ``"docs"`` axis, one device here; with ``D``
+    devices each holds ``k_local`` entries and the gathered ``D x k_local`` are merged):
+      >>> import jax, numpy as np, jax.numpy as jnp
+      >>> from jax.sharding import Mesh, PartitionSpec as P
+      >>> mesh = Mesh(np.array(jax.devices()[:1]), ("docs",))
+      >>> f = jax.shard_map(lambda v, i, ok: merge_across(v, i, ok, k=2, axis_name="docs"),
+      ...                   mesh=mesh, in_specs=P(None, "docs"), out_specs=P(), check_vma=False)
+      >>> v, i, ok = f(jnp.array([[3.0, 1.0, 0.0]]), jnp.array([[4, 0, 2]]), jnp.ones((1, 3), bool))
+      >>> v.tolist(), i.tolist()
+      ([[3.0, 1.0]], [[4, 0]])
     """
     ax = values.ndim - 1  # gathered shards go just before the list axis
     gv = lax.all_gather(jnp.where(valid, values, -jnp.inf), axis_name, axis=ax)

@@ -133,12 +133,25 @@ def _fused_candidates(doc_ids, scores, where, params, *, method, norm):
 
 
 def approx_ndcg(fused, labels, valid, ideal_dcg, temperature: float = 0.1):
-    """Mean approximate NDCG over queries (Qin et al. 2010), differentiable in ``fused``.
+    r"""Mean approximate NDCG over queries (Qin et al. 2010), differentiable in ``fused``.
 
     Args:
       fused: ``[Q, N]`` scores; labels: ``[Q, N]`` gains; valid: ``[Q, N]`` mask;
       ideal_dcg: ``[Q]`` ideal DCG of each query's judgments (0: query skipped).
       temperature: sigmoid temperature on scores standardized per query.
+
+    The rank of item ``i`` is approximated by :math:`\hat r_i = 1/2 + \sum_j
+    \sigma((z_j - z_i) / T)` (the ``j = i`` term gives the other 1/2), and
+    :math:`DCG = \sum_i g_i / \log_2(1 + \hat r_i)`.
+
+    Example (hand calculation: far-apart scores, so :math:`\hat r` are the hard ranks
+    1, 2, 3; the relevant item first gives DCG 1 = ideal; last, 1 / log2(4) = 0.5):
+      >>> import jax.numpy as jnp
+      >>> fused, ok = jnp.array([[3.0, 2.0, 1.0]]), jnp.ones((1, 3), bool)
+      >>> round(float(approx_ndcg(fused, jnp.array([[1.0, 0, 0]]), ok, jnp.ones(1), 0.01)), 4)
+      1.0
+      >>> round(float(approx_ndcg(fused, jnp.array([[0, 0, 1.0]]), ok, jnp.ones(1), 0.01)), 4)
+      0.5
     """
     n = jnp.maximum(jnp.sum(valid, -1, keepdims=True), 1)
     mean = jnp.sum(jnp.where(valid, fused, 0.0), -1, keepdims=True) / n

@@ -94,7 +94,15 @@ def dcg_lambdaweight(
 def ndcg_lambdaweight(
     scores, labels, where=None, *, weights=None, topn: int | None = None
 ) -> Array:
-    """:func:`dcg_lambdaweight` with ``normalize=True`` (gains over the ideal DCG)."""
+    """:func:`dcg_lambdaweight` with ``normalize=True`` (gains over the ideal DCG).
+
+    Example (hand calculation: gains 0 and 2^2 - 1 = 3, ideal DCG 3; the DCG weight
+    2 * 3 * (1 - 1/log2(3)) = 2.2144 divided by 3):
+      >>> import jax.numpy as jnp
+      >>> w = ndcg_lambdaweight(jnp.array([2.0, 1.0]), jnp.array([0.0, 2.0]))
+      >>> round(float(w[0, 1]), 4)
+      0.7381
+    """
     return dcg_lambdaweight(scores, labels, where, weights=weights, topn=topn, normalize=True)
 
 

@@ -177,6 +177,16 @@ def build_ivf(
     partition their NaN scores pick) but never returned by :func:`ivf_search`.
 
     Host-side (numpy) grouping; not jit-able. Memory: ``P x capacity x D``.
+
+    Example (4 lists of 1,000 rows cannot fit in 4 partitions of 200 slots, so some
+    lists are split; every row is stored exactly once):
+      >>> import jax
+      >>> docs = jax.random.normal(jax.random.key(0), (1000, 8))
+      >>> index = build_ivf(docs, 4, key=jax.random.key(1), capacity=200, overflow="split")
+      >>> index.n_lists, index.capacity, int(index.where.sum()), index.n_partitions >= 5
+      (4, 200, 1000, True)
+      >>> index.pieces.shape  # list l: partitions pieces[l] .. pieces[l + 1] - 1
+      (5,)
     """
     x = jnp.asarray(corpus)
     if x.ndim != 2 or not jnp.issubdtype(x.dtype, jnp.floating):

@@ -96,7 +96,24 @@ def bm25_weights(
     b: float = 0.75,
     delta: float = 0.5,
 ) -> TermWeights:
-    """Per-posting BM25 weights (bm25s's eager scoring), see the module table."""
+    """Per-posting BM25 weights (bm25s's eager scoring), see the module table.
+
+    Returns:
+      :class:`TermWeights` with ``post_w`` aligned with the index's postings
+      (term-major: ``index.post_term``, ``index.post_doc``).
+
+    Example (hand calculation, Lucene: :math:`idf = \\ln(1 + \\frac{N - df + 0.5}{df + 0.5})`,
+    weight :math:`idf \\cdot tf / (tf + k_1 (1 - b + b\\, dl / avgdl))`, N = 2,
+    avgdl = 1.5): "cat" (df 2, idf ln 1.2) in d1 (dl 2): 0.18232 / 2.875 = 0.063416;
+    in d2 (dl 1): 0.18232 / 2.125 = 0.085798; "dog" (df 1, idf ln 2) in d1: 0.24109.
+
+      >>> from jaxrank.retrieve import build_index
+      >>> idx = build_index(["cat dog", "cat"], ["d1", "d2"])
+      >>> idx.vocab.tolist(), idx.post_term.tolist(), idx.post_doc.tolist()
+      (['cat', 'dog'], [0, 0, 1], [0, 1, 0])
+      >>> bm25_weights(idx, "lucene", k1=1.5, b=0.75).post_w.round(6).tolist()
+      [0.063416, 0.085798, 0.241095]
+    """
     if method not in BM25_METHODS:
         raise ValueError(f"method: {method!r} is not one of {BM25_METHODS}")
     n = index.n_docs
@@ -136,6 +153,15 @@ def tfidf_weights(
     - ``tf``: ``"raw"`` :math:`tf`, ``"log"`` :math:`1+\\ln tf`, ``"binary"`` :math:`1`.
     - ``idf``: ``"smooth"`` :math:`\\ln\\frac{1+N}{1+df}+1`, ``"plain"``
       :math:`\\ln\\frac{N}{df}+1`, ``"none"`` :math:`1`.
+
+    Example (hand calculation: idf("cat") = ln(3/3) + 1 = 1, idf("dog") = ln(3/2) + 1
+    = 1.405465; d1 = (1, 1.405465) / 1.724893 = (0.579739, 0.814802), d2 = (1)):
+
+      >>> from jaxrank.retrieve import build_index
+      >>> idx = build_index(["cat dog", "cat"], ["d1", "d2"])
+      >>> w = tfidf_weights(idx)  # postings: (cat, d1), (cat, d2), (dog, d1)
+      >>> w.post_w.round(6).tolist(), w.query_idf.round(6).tolist()
+      ([0.579739, 1.0, 0.814802], [1.0, 1.405465])
     """
     if tf not in _TF:
         raise ValueError(f"tf: {tf!r} is not one of {tuple(_TF)}")
@@ -181,6 +207,16 @@ def ql_weights(
     The score is the exact log-likelihood of the in-vocabulary query terms
     (terms absent from the collection have :math:`p_t = 0` and are dropped, as in
     every scorer here).
+
+    Example (hand calculation, Dirichlet with :math:`\\mu = 1000`: :math:`p` = 2/3
+    for "cat", 1/3 for "dog"; :math:`W` = ln(1 + 1 / (1000 p)): 0.0014989 for cat,
+    0.0029955 for dog; :math:`C = \\ln(\\mu p)` = 6.502290, 5.809143):
+
+      >>> from jaxrank.retrieve import build_index
+      >>> idx = build_index(["cat dog", "cat"], ["d1", "d2"])
+      >>> w = ql_weights(idx, "dirichlet", mu=1000.0)  # postings (cat,d1) (cat,d2) (dog,d1)
+      >>> w.post_w.round(7).tolist(), w.term_const.round(6).tolist()
+      ([0.0014989, 0.0014989, 0.0029955], [6.50229, 5.809143])
     """
     if smoothing not in ("dirichlet", "jm"):
         raise ValueError(f"smoothing: {smoothing!r} is not 'dirichlet' or 'jm'")
