@@ -5,7 +5,7 @@ Subpackages (each re-exports its public API):
 * :mod:`jaxrank.io`       -- TREC runs and qrels, BEIR folders, SVMlight <-> arrays.
 * :mod:`jaxrank.eval`     -- trec_eval-exact evaluation of runs, significance tests.
 * :mod:`jaxrank.metrics`  -- in-graph ranking metrics on padded arrays.
-* :mod:`jaxrank.retrieve` -- BM25 family, TF-IDF, QL, RM3; exact, IVF and sharded dense search.
+* :mod:`jaxrank.retrieve` -- BM25 family, TF-IDF, QL, RM3; exact, IVF, PQ and sharded dense search.
 * :mod:`jaxrank.topk`     -- streaming and cross-shard top-k merges.
 * :mod:`jaxrank.fusion`   -- rank/score fusion, normalizations, learned fusion weights.
 * :mod:`jaxrank.soft`     -- differentiable rank, sort and top-k.
@@ -37,4 +37,24 @@ def native_info() -> dict:
     return _info()
 
 
-__all__ = ["__version__", "native_info"]
+def export_disabled_checks() -> list:
+    """Checks to disable in :func:`jax.export.export` of graphs with jaxrank's native
+    kernels; see :func:`jaxrank._native.export_disabled_checks`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxrank
+        >>> from jaxrank.quant import int8_scores, quantize_int8
+        >>> codes, scales = quantize_int8(jnp.ones((4, 8)))
+        >>> exp = jax.export.export(
+        ...     jax.jit(lambda q: int8_scores(q, codes, scales)),
+        ...     disabled_checks=jaxrank.export_disabled_checks(),
+        ... )(jnp.ones((1, 8)))
+        >>> exp.call(jnp.ones((1, 8))).shape
+        (1, 4)
+    """
+    from jaxrank._native import export_disabled_checks as _checks
+
+    return _checks()
+
+
+__all__ = ["__version__", "export_disabled_checks", "native_info"]

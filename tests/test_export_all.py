@@ -536,3 +536,42 @@ def test_exports_for_cpu_cuda_tpu(name):
     assert exp.platforms == PLATFORMS
     text = exp.mlir_module()
     assert "callback" not in text, f"{name} lowers a host callback"
+
+
+def _ivf_index_argument():
+    from jaxrank.retrieve import build_ivf, ivf_search
+
+    # 16 rows in 2 lists of capacity 6: some list is split (static max_pieces > 1)
+    index = build_ivf(CORPUS, 2, key=KEY, iters=2, capacity=6, overflow="split")
+    return (lambda ix, q: ivf_search(ix, q, 3, nprobe=1)), (index, QV)
+
+
+def _pq_codebook_argument():
+    from jaxrank import retrieve
+
+    pq = retrieve.train_pq(CORPUS, 2, key=KEY, n_bits=2, iters=2)
+    codes = retrieve.pq_encode(pq, CORPUS)
+    return (lambda p, c, q: retrieve.pq_search(q, p, c, 3)), (pq, codes, QV)
+
+
+# every public pytree type in an exported function's inputs or outputs
+SERIALIZED = {
+    "EvalArrays in": _evaluate_arrays,
+    "Alignment out": CASES["rerank.maxsim_alignment"],
+    "IVFIndex in, SearchHits out": _ivf_index_argument,
+    "PQCodebook in": _pq_codebook_argument,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SERIALIZED))
+def test_exported_pytrees_serialize(name):
+    """Exported.serialize() needs the pytree types registered (jaxrank._serialize);
+    the deserialized function returns what the jitted one does."""
+    fn, args = SERIALIZED[name]()
+    exp = jax.export.export(
+        jax.jit(fn), platforms=PLATFORMS, disabled_checks=_native.export_disabled_checks()
+    )(*args)
+    back = jax.export.deserialize(exp.serialize())
+    want, got = jax.jit(fn)(*args), back.call(*args)
+    assert type(got) is type(want)
+    jax.tree.map(np.testing.assert_array_equal, got, want)

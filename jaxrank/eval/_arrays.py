@@ -35,11 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrank import _serialize
 from jaxrank.io import Qrels, Run
 
 __all__ = ["EvalArrays", "build_arrays", "evaluate_arrays"]
 
 
+@_serialize.dataclass
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class EvalArrays:

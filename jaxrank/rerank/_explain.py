@@ -29,9 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrank import _serialize
+
 __all__ = ["Alignment", "highlight", "maxsim_alignment"]
 
 
+@_serialize.namedtuple
 class Alignment(NamedTuple):
     """MaxSim alignment of a query with a document.
 

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxrank import _native
+from jaxrank import _native, _serialize
 from jaxrank import topk as _topk
 from jaxrank.quant import binary_quantize, hamming_distance, int8_scores, quantize_int8
 
@@ -51,6 +51,7 @@ METRICS = ("dot", "cosine", "l2", "hamming")
 DEFAULT_CHUNK = 8192
 
 
+@_serialize.namedtuple
 class SearchHits(NamedTuple):
     """Top-k hits: ``scores [..., k]`` float32 (descending), ``indices [..., k]`` int32
     corpus rows, ``valid [..., k]`` bool (False where fewer than ``k`` documents could

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxrank import _native
+from jaxrank import _native, _serialize
 from jaxrank import topk as _topk
 from jaxrank.quant import quantize_int8
 from jaxrank.retrieve._dense import (
@@ -51,6 +51,7 @@ from jaxrank.retrieve._kmeans import kmeans
 Array = jax.Array
 
 
+@_serialize.dataclass
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class IVFIndex:

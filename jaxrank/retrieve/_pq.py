@@ -40,13 +40,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxrank import _native
+from jaxrank import _native, _serialize
 from jaxrank.retrieve._dense import SearchHits, _streamed, _topk_ffi, rescore
 from jaxrank.retrieve._kmeans import _assign, _lloyd
 
 Array = jax.Array
 
 
+@_serialize.dataclass
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class PQCodebook:

@@ -27,7 +27,7 @@ How the permutahedron path scales per platform (selected with
   ~10-20 ns per item. The backward is plain JAX on the block ids the PAV kernel
   returns (one scatter-add and one gather, O(n)), so ``grad``, ``jacfwd``,
   ``vmap`` and higher derivatives work unchanged. Exporting a graph that
-  contains it needs ``disabled_checks=jaxrank._native.export_disabled_checks()``.
+  contains it needs ``disabled_checks=jaxrank.export_disabled_checks()``.
 * CPU, pure JAX (``jaxrank.config.native_mode("jax")``, float64 inputs, or no
   native core): sort by one packed int64 key (order-preserving int32 key of the
   value and the index), then one scalar PAV loop per row, rows in sequence with
