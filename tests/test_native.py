@@ -220,3 +220,44 @@ def test_f32_screened_path_is_exact_on_near_duplicate_tokens():
 
     for a, c in zip(grads("native"), grads("jax"), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kind,lq", [("f32", 4), ("f32", 32), ("bf16", 4), ("bf16", 256), ("i8", 8)]
+)
+def test_nan_tokens_count_as_minus_inf_on_both_paths(kind, lq):
+    """A NaN similarity counts as -inf on the native and the pure-JAX path: a document
+    token with a NaN component scores as if it were masked, a query token with one
+    makes every score -inf (lq = 32 / 256: the f32 / bf16 int8-screened kernels).
+    int8: a NaN document scale never matches; a NaN query has a NaN scale: NaN scores."""
+    require_native()
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((2, lq, 48)).astype(np.float32)
+    d = rng.standard_normal((40, 7, 48)).astype(np.float32)
+    d[3, 2, 5] = np.nan  # document 3, token 2
+    q[1, 0, 7] = np.nan  # query 1, token 0
+    mask = np.ones((40, 7), bool)
+    mask[3, 2] = False
+    clean = d.copy()
+    clean[3, 2] = 0.0
+    if kind == "i8":
+        codes, scales = quantize_int8(np.nan_to_num(d))
+        scales = scales.at[3, 2].set(jnp.nan)  # a NaN scale instead of a NaN code
+
+        def run(impl, m=None, dd=None):
+            sc = scales if dd is None else scales.at[3, 2].set(1.0)
+            return maxsim_int8(q, codes, sc, doc_mask=m, impl=impl)
+    else:
+        dt = jnp.float32 if kind == "f32" else jnp.bfloat16
+
+        def run(impl, m=None, dd=None):
+            docs = d if dd is None else dd
+            return maxsim(jnp.asarray(q, dt), jnp.asarray(docs, dt), doc_mask=m, impl=impl)
+
+    native, pure = np.asarray(run("native")), np.asarray(run("jax"))
+    np.testing.assert_allclose(native, pure, rtol=2e-5, atol=1e-4)
+    bad_query = np.isnan(native[1]) if kind == "i8" else np.isneginf(native[1])
+    assert bad_query.all() and np.isfinite(native[0]).all()
+    # document 3 scores as with token 2 masked out (closed form of "never matches")
+    masked = np.asarray(run("native", m=mask, dd=clean))
+    np.testing.assert_allclose(native[0, 3], masked[0, 3], rtol=1e-6)

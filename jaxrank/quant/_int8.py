@@ -184,6 +184,7 @@ def _maxsim_i8_jax(qc, qs, qw, dc, ds, lengths, mask, has_mask, chunk):
         valid = jnp.arange(ld)[None, :] < lc[:, None]
         if mc is not None:
             valid = valid & (mc != 0)
+        valid = valid & ~jnp.isnan(dsc)  # a NaN-scale token never matches (as native)
         vals = jnp.where(valid[None, :, None, :], vals, -jnp.inf)
         m = jnp.max(vals, axis=-1, initial=-jnp.inf)
         w = qw * qs
@@ -240,7 +241,10 @@ def maxsim_int8(
       doc_lengths, doc_mask, query_mask: as in :func:`jaxrank.rerank.maxsim`.
 
     Returns:
-      ``[..., N]`` float32 scores (``-inf`` for a document with no valid token).
+      ``[..., N]`` float32 scores (``-inf`` for a document with no valid token). A
+      document token with a NaN scale never matches (as NaN tokens in
+      :func:`maxsim`); a query with a NaN component has a NaN scale and NaN scores.
+      Both paths agree (tested).
 
     Example:
       >>> import jax, jax.numpy as jnp
