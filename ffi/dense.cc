@@ -184,6 +184,11 @@ const DotFns& dot_fns() {
 }
 
 // ---------------------------------------------------------------- top-k heap
+// Best first: score descending, then position ascending (the order of every result).
+bool best_first(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
 // Min-heap of the best k (score, position); the root is the worst kept entry. Entries
 // arrive in increasing position, so an equal score never displaces a kept one.
 struct TopK {
@@ -208,12 +213,9 @@ struct TopK {
       std::push_heap(h.begin(), h.end(), worse);
     }
   }
-  // Best first: score descending, then position ascending.
   void sorted(std::vector<std::pair<float, int64_t>>* out) const {
     *out = h;
-    std::sort(out->begin(), out->end(), [](const auto& a, const auto& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
-    });
+    std::sort(out->begin(), out->end(), best_first);
   }
 };
 
@@ -356,16 +358,41 @@ ffi::Error IvfFlatImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
   return ffi::Error::Success();
 }
 
-
-// Best first: score descending, then position ascending (the order of every result).
-bool best_first(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
-  return a.first > b.first || (a.first == b.first && a.second < b.second);
-}
-
-// found[c * B + b]: the heap of query b over row chunk c (chunks in row order) ->
-// the best k of each query, best first; unfilled slots -inf, id 0, invalid.
-void merge_found(const std::vector<std::vector<std::pair<float, int64_t>>>& found,
-                 int64_t n_chunks, int64_t B, int64_t k, float* os, int32_t* oi, bool* ov) {
+// Top-k of B queries over N rows, shared by the fused scan kernels. Work items are
+// (16-query block, row chunk) pairs: scan(b0, b1, r0, r1, tops) pushes the scores of
+// rows [r0, r1) into tops[b - b0] (rows in increasing order, so an equal score never
+// displaces a kept row). Jobs under `small_work` (in the caller's units) run on the
+// calling thread, since waking the pool costs more; larger ones are cut into about 4
+// items per thread. The per-chunk heaps are merged at the end: best first, unfilled
+// slots -inf, id 0, invalid.
+template <class Scan>
+void chunked_topk(ffi::ThreadPool& pool, int64_t B, int64_t N, int64_t k, int64_t work,
+                  int64_t small_work, int64_t num_threads, const Scan& scan, float* os,
+                  int32_t* oi, bool* ov) {
+  constexpr int64_t kQB = 16, kTile = 256;
+  const bool small = work < small_work;
+  const int64_t threads =
+      small ? 1 : (num_threads > 0 ? num_threads : std::max<int64_t>(1, pool.num_threads()));
+  const int64_t n_qb = (B + kQB - 1) / kQB;
+  const int64_t want = small ? 1 : 4 * threads;  // items wanted
+  int64_t n_chunks = std::clamp<int64_t>((want + n_qb - 1) / n_qb, 1, (N + kTile - 1) / kTile);
+  const int64_t chunk = ((N + n_chunks - 1) / n_chunks + kTile - 1) / kTile * kTile;
+  n_chunks = (N + chunk - 1) / chunk;
+  std::vector<std::vector<std::pair<float, int64_t>>> found(n_chunks * B);
+  auto item = [&](int64_t it) {
+    const int64_t b0 = (it / n_chunks) * kQB, b1 = std::min(B, b0 + kQB);
+    const int64_t c = it % n_chunks, r0 = c * chunk, r1 = std::min(N, r0 + chunk);
+    std::vector<TopK> tops;
+    tops.reserve(b1 - b0);
+    for (int64_t b = b0; b < b1; ++b) tops.emplace_back(k);
+    scan(b0, b1, r0, r1, tops);
+    for (int64_t b = b0; b < b1; ++b) found[c * B + b] = std::move(tops[b - b0].h);
+  };
+  if (threads == 1) {
+    for (int64_t it = 0; it < n_qb * n_chunks; ++it) item(it);
+  } else {
+    parallel_for(pool, n_qb * n_chunks, threads, item);
+  }
   std::vector<std::pair<float, int64_t>> all;
   for (int64_t b = 0; b < B; ++b) {
     all.clear();
@@ -386,11 +413,10 @@ void merge_found(const std::vector<std::vector<std::pair<float, int64_t>>>& foun
 // scales [N] f32 -> scores [B, k] f32, ids [B, k] s32, valid [B, k] pred. The score of
 // row n is float(dot_i8(qc_b, codes_n)) * (qs_b * scales_n), the pure-JAX path's
 // float32 operations in the same order (bit-identical); NaN and -inf scores are never
-// returned, ties go to the smaller row. Work items are (16-query block, row chunk)
-// pairs with a heap per query each; chunks are merged at the end. Small jobs (under
-// 2^22 multiply-adds) run on the calling thread: waking the pool costs more.
-ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::S8> codes,
-                        ffi::Buffer<ffi::F32> scales,
+// returned, ties go to the smaller row. Split and merged by chunked_topk (jobs under
+// 2^22 multiply-adds on the calling thread).
+ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q,
+                        ffi::Buffer<ffi::S8> codes, ffi::Buffer<ffi::F32> scales,
                         ffi::ResultBuffer<ffi::F32> out_s, ffi::ResultBuffer<ffi::S32> out_i,
                         ffi::ResultBuffer<ffi::PRED> out_v, int64_t num_threads) {
   const auto qd = q.dimensions(), cd = codes.dimensions(), od = out_s->dimensions();
@@ -420,7 +446,8 @@ ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buff
     const float inv = 1.0f / (scale > 0 ? scale : 1.0f);
     for (int64_t j = 0; j < D; ++j) {
       const float r = std::nearbyint(x[j] * inv);
-      qcodes[b * D + j] = std::isnan(r) ? 0 : static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+      qcodes[b * D + j] =
+          std::isnan(r) ? 0 : static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
     }
     qscale[b] = scale;
   }
@@ -430,24 +457,10 @@ ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buff
   const float* sb = scales.typed_data();
   const auto& kern = jaxrank::best_kernels();
   const float ninf = -std::numeric_limits<float>::infinity();
-  constexpr int64_t kQB = 16, kTile = 256;
-  const int64_t pool_threads =
-      num_threads > 0 ? num_threads : std::max<int64_t>(1, pool.num_threads());
-  const bool small = B * N * D < (int64_t{1} << 22);
-  const int64_t threads = small ? 1 : pool_threads;
-  const int64_t n_qb = (B + kQB - 1) / kQB;
-  const int64_t want = small ? 1 : 4 * threads;  // items wanted
-  int64_t n_chunks = std::clamp<int64_t>((want + n_qb - 1) / n_qb, 1, (N + kTile - 1) / kTile);
-  const int64_t chunk = ((N + n_chunks - 1) / n_chunks + kTile - 1) / kTile * kTile;
-  n_chunks = (N + chunk - 1) / chunk;
-  std::vector<std::vector<std::pair<float, int64_t>>> found(n_chunks * B);
-  auto item = [&](int64_t it) {
-    const int64_t b0 = (it / n_chunks) * kQB, b1 = std::min(B, b0 + kQB), nq = b1 - b0;
-    const int64_t r0 = (it % n_chunks) * chunk, r1 = std::min(N, r0 + chunk);
+  constexpr int64_t kTile = 256;  // rows per dot_i8 call
+  auto scan = [&](int64_t b0, int64_t b1, int64_t r0, int64_t r1, std::vector<TopK>& tops) {
+    const int64_t nq = b1 - b0;
     std::vector<int32_t> dots(nq * kTile);
-    std::vector<TopK> tops;
-    tops.reserve(nq);
-    for (int64_t t = 0; t < nq; ++t) tops.emplace_back(k);
     for (int64_t t0 = r0; t0 < r1; t0 += kTile) {
       const int64_t m = std::min(r1, t0 + kTile) - t0;
       kern.dot_i8(qb + b0 * D, nq, D, cb + t0 * D, 0, m, dots.data(), kTile);
@@ -461,15 +474,9 @@ ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buff
         }
       }
     }
-    for (int64_t t = 0; t < nq; ++t) found[(it % n_chunks) * B + b0 + t] = std::move(tops[t].h);
   };
-  if (threads == 1) {
-    for (int64_t it = 0; it < n_qb * n_chunks; ++it) item(it);
-  } else {
-    parallel_for(pool, n_qb * n_chunks, threads, item);
-  }
-  merge_found(found, n_chunks, B, k, out_s->typed_data(), out_i->typed_data(),
-              out_v->typed_data());
+  chunked_topk(pool, B, N, k, B * N * D, int64_t{1} << 22, num_threads, scan,
+               out_s->typed_data(), out_i->typed_data(), out_v->typed_data());
   return ffi::Error::Success();
 }
 
@@ -478,6 +485,7 @@ ffi::Error Int8TopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buff
 // [B, k], ids [B, k], valid [B, k]. score(n) = ((T[0][c_n0] + T[1][c_n1]) + ...) in
 // float32, subspace by subspace (the pure-JAX path's order: bit-identical); 8 rows at
 // a time with independent sums. NaN/-inf never returned; ties to the smaller row.
+// Split and merged by chunked_topk (jobs under 2^20 table lookups on the calling thread).
 ffi::Error PqTopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> tables,
                       ffi::Buffer<ffi::U8> codes, ffi::ResultBuffer<ffi::F32> out_s,
                       ffi::ResultBuffer<ffi::S32> out_i, ffi::ResultBuffer<ffi::PRED> out_v,
@@ -495,23 +503,11 @@ ffi::Error PqTopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> tables,
   if (K < 256)  // a code past K would read outside the table (uint8 codes: K = 256 is safe)
     for (int64_t i = 0; i < N * M; ++i)
       if (cb[i] >= K) return ffi::Error::InvalidArgument("jaxrank native pq_topk: code >= K");
-  constexpr int64_t kQB = 16, kTile = 256, kR = 8;
-  const int64_t pool_threads =
-      num_threads > 0 ? num_threads : std::max<int64_t>(1, pool.num_threads());
-  const bool small = B * N * M < (int64_t{1} << 20);
-  const int64_t threads = small ? 1 : pool_threads;
-  const int64_t n_qb = (B + kQB - 1) / kQB;
-  const int64_t want = small ? 1 : 4 * threads;
-  int64_t n_chunks = std::clamp<int64_t>((want + n_qb - 1) / n_qb, 1, (N + kTile - 1) / kTile);
-  const int64_t chunk = ((N + n_chunks - 1) / n_chunks + kTile - 1) / kTile * kTile;
-  n_chunks = (N + chunk - 1) / chunk;
-  std::vector<std::vector<std::pair<float, int64_t>>> found(n_chunks * B);
-  auto item = [&](int64_t it) {
-    const int64_t b0 = (it / n_chunks) * kQB, b1 = std::min(B, b0 + kQB);
-    const int64_t r0 = (it % n_chunks) * chunk, r1 = std::min(N, r0 + chunk);
+  constexpr int64_t kR = 8;  // rows summed together (independent float chains)
+  auto scan = [&](int64_t b0, int64_t b1, int64_t r0, int64_t r1, std::vector<TopK>& tops) {
     for (int64_t b = b0; b < b1; ++b) {
       const float* t = tb + b * M * K;
-      TopK top(k);
+      TopK& top = tops[b - b0];
       int64_t r = r0;
       float acc[kR];
       for (; r + kR <= r1; r += kR) {
@@ -528,18 +524,13 @@ ffi::Error PqTopkImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> tables,
         for (int64_t m = 0; m < M; ++m) s += t[m * K + c[m]];
         if (s > ninf && (!top.full() || s > top.threshold())) top.push(s, r);
       }
-      found[(it % n_chunks) * B + b] = std::move(top.h);
     }
   };
-  if (threads == 1) {
-    for (int64_t it = 0; it < n_qb * n_chunks; ++it) item(it);
-  } else {
-    parallel_for(pool, n_qb * n_chunks, threads, item);
-  }
-  merge_found(found, n_chunks, B, k, out_s->typed_data(), out_i->typed_data(),
-              out_v->typed_data());
+  chunked_topk(pool, B, N, k, B * N * M, int64_t{1} << 20, num_threads, scan,
+               out_s->typed_data(), out_i->typed_data(), out_v->typed_data());
   return ffi::Error::Success();
 }
+
 }  // namespace
 
 #define JAXRANK_EXPORT __attribute__((visibility("default")))
