@@ -234,28 +234,21 @@ def _train_head(col, index, lsa, terms, cand, bm25, fused_scores, ms, steps, see
     model.fit_normalizer(x[train], where[train])
     opt = nnx.Optimizer(model, optax.adam(0.05), wrt=nnx.Param)
 
-    def ndcg_of(part) -> float:
-        s = predict(model, x, where)
+    def ndcg10(part, docs, scores, name: str) -> float:
+        """trec_eval nDCG@10 over the queries in ``part``: ``docs[i]`` scored by ``scores[i]``."""
         idx = np.flatnonzero(part)
         run = P.scored_run(
             [col.query_ids[i] for i in idx],
-            [cand[i] for i in idx],
-            [s[i, : len(cand[i])] for i in idx],
-            index.doc_ids,
-            "head",
-        )
-        return float(evaluate(col.qrels, run, ["ndcg_cut.10"]).summary["ndcg_cut_10"])
-
-    def held_out(name: str, scores) -> float:
-        idx = np.flatnonzero(test)
-        run = P.scored_run(
-            [col.query_ids[i] for i in idx],
-            [cand[i] for i in idx],
+            [docs[i] for i in idx],
             [scores[i] for i in idx],
             index.doc_ids,
             name,
         )
         return float(evaluate(col.qrels, run, ["ndcg_cut.10"]).summary["ndcg_cut_10"])
+
+    def ndcg_of(part) -> float:
+        s = predict(model, x, where)
+        return ndcg10(part, cand, [s[i, : len(c)] for i, c in enumerate(cand)], "head")
 
     xt, yt, wt = x[train], y[train], where[train]
     before = {"train": ndcg_of(train), "held_out": ndcg_of(test)}
@@ -265,18 +258,10 @@ def _train_head(col, index, lsa, terms, cand, bm25, fused_scores, ms, steps, see
     final = float(soft_ndcg_loss(model(xt, where=wt), yt, where=wt))
     after = {"train": ndcg_of(train), "held_out": ndcg_of(test)}
     bm_docs, bm_scores = P.run_candidates(bm25, index, len(index.doc_ids), col.query_ids)
-    idx = np.flatnonzero(test)
-    bm_held = P.scored_run(
-        [col.query_ids[i] for i in idx],
-        [bm_docs[i] for i in idx],
-        [bm_scores[i] for i in idx],
-        index.doc_ids,
-        "bm25",
-    )
     baseline = {
-        "bm25": float(evaluate(col.qrels, bm_held, ["ndcg_cut.10"]).summary["ndcg_cut_10"]),
-        "rrf": held_out("rrf", fused_scores),
-        "maxsim": held_out("maxsim", ms),
+        "bm25": ndcg10(test, bm_docs, bm_scores, "bm25"),
+        "rrf": ndcg10(test, cand, fused_scores, "rrf"),
+        "maxsim": ndcg10(test, cand, ms, "maxsim"),
     }
     say(
         f"  head     {steps} steps: soft-nDCG loss {losses[0] if losses else final:.4f} -> "
