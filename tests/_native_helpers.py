@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from jaxrank import _native
+
+FFI = Path(__file__).resolve().parent.parent / "ffi"
+
+
+def run_sanitized(tmp_path, name, sources, flags=(), envs=({},)) -> list[str]:
+    """Build ``ffi/<sources>`` with AddressSanitizer + UndefinedBehaviorSanitizer into
+    ``tmp_path/name`` and run it once per extra environment in ``envs``; each run must
+    exit 0 and print ``failures: 0``. Fails (never skips) without a C++ compiler.
+    Returns the stdout of each run."""
+    require_native()
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        pytest.fail(f"C++ compiler {cxx!r} not found (needed for the sanitizer harness)")
+    exe = tmp_path / name
+    build = subprocess.run(
+        [cxx, "-std=c++17", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         "-fno-omit-frame-pointer", *flags, *(str(FFI / s) for s in sources), "-o", str(exe)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    outs = []
+    for extra in envs:
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1")
+        env.update(extra)
+        run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+        assert "failures: 0" in run.stdout
+        outs.append(run.stdout)
+    return outs
 
 
 def require_native() -> None:

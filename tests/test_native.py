@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _native_helpers import assert_scores_close, maxsim_reference, require_native
+from _native_helpers import (
+    assert_scores_close,
+    maxsim_reference,
+    require_native,
+    run_sanitized,
+)
 
 import jaxrank
 from jaxrank import _native
@@ -44,29 +48,13 @@ def test_native_info_reports_the_isa_the_cpu_has():
 
 
 def test_sanitizer_harness_over_all_isa_paths(tmp_path):
-    """ASan + UBSan build of ffi/test_kernels.cc over every kernel table this CPU runs."""
-    require_native()
-    cxx = os.environ.get("CXX", "g++")
-    if shutil.which(cxx) is None:
-        pytest.fail(f"C++ compiler {cxx!r} not found (needed for the sanitizer harness)")
-    exe = tmp_path / "test_kernels"
+    """ASan + UBSan build of ffi/test_kernels.cc over every kernel table this CPU runs;
+    f32 MaxSim on AVX-512 with int8 screening + exact rescoring forced on, then off."""
     srcs = ["test_kernels.cc", "dispatch.cc", "kernels_generic.cc", "kernels_avx2.cc"]
     srcs += ["kernels_avx512.cc"]
-    build = subprocess.run(
-        [cxx, "-std=c++17", "-O1", "-g", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-         *(str(FFI / s) for s in srcs), "-o", str(exe)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr[-3000:]
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1")
-    # f32 MaxSim on AVX-512 with int8 screening + exact rescoring forced on, then off.
-    for screen in ("1", "0"):
-        env["JAXRANK_F32_SCREEN"] = screen
-        run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
-        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-        assert "failures: 0" in run.stdout
-        assert "kernels: portable" in run.stdout
+    screens = ({"JAXRANK_F32_SCREEN": "1"}, {"JAXRANK_F32_SCREEN": "0"})
+    for out in run_sanitized(tmp_path, "test_kernels", srcs, ["-O1"], screens):
+        assert "kernels: portable" in out
 
 
 _PARITY_SCRIPT = """

@@ -511,28 +511,11 @@ def test_native_equals_pure_on_scifact(
 
 def test_lexical_kernel_sanitizer_harness(tmp_path):
     """ASan + UBSan build of ffi/test_lexical.cc: the kernel against a brute-force reference."""
-    import os
-    import shutil
+    from tests._native_helpers import run_sanitized
 
-    from tests._native_helpers import require_native
-
-    require_native()
-    cxx = os.environ.get("CXX", "g++")
-    if shutil.which(cxx) is None:
-        pytest.fail(f"C++ compiler {cxx!r} not found (needed for the sanitizer harness)")
-    exe = tmp_path / "test_lexical"
-    build = subprocess.run(
-        [cxx, "-std=c++17", "-O0", "-g", "-fsanitize=address,undefined",  # -O0: compiles 2x faster
-         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-ffp-contract=off", "-pthread",
-         *(str(REPO / "ffi" / f) for f in ("test_lexical.cc", "lexical.cc", "tokenize_ascii.cc")),
-         "-o", str(exe)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr[-3000:]
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1")
-    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    assert "failures: 0" in run.stdout
+    srcs = ("test_lexical.cc", "lexical.cc", "tokenize_ascii.cc")
+    # -O0: compiles 2x faster; -ffp-contract=off as lexical.cc is built
+    run_sanitized(tmp_path, "test_lexical", srcs, ["-O0", "-ffp-contract=off", "-pthread"])
 
 
 def test_query_word_cache_follows_vocab():
